@@ -1,0 +1,203 @@
+//! The processed span: stored values, schemas and hashes, ready for a sink. Built by
+//! [`to_clean_span`](crate::to_clean_span) on the export thread; the file sink writes its JSON line straight from it
+//! (§8.3), the API sink converts it with [`clean_span_to_proto`](crate::clean_span_to_proto).
+
+use std::sync::Arc;
+
+use crate::ids::{SpanId, TraceId};
+use crate::json::{Value, write_compact};
+use crate::schema::{Schema, write_file_form};
+use crate::transform::TransformMetadata;
+
+/// Span kinds in proto numbering (§2).
+pub mod kind {
+    /// `SPAN_KIND_INTERNAL`.
+    pub const INTERNAL: i32 = 1;
+    /// `SPAN_KIND_SERVER`.
+    pub const SERVER: i32 = 2;
+    /// `SPAN_KIND_CLIENT`.
+    pub const CLIENT: i32 = 3;
+}
+
+/// Status codes in proto numbering (§2).
+pub mod status {
+    /// `STATUS_CODE_UNSPECIFIED`.
+    pub const UNSET: i32 = 0;
+    /// `STATUS_CODE_OK`.
+    pub const OK: i32 = 1;
+    /// `STATUS_CODE_ERROR`.
+    pub const ERROR: i32 = 2;
+}
+
+/// Seconds and nanoseconds, as `timestamp` and `duration` are written (§3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecondsNanos {
+    /// Whole seconds.
+    pub seconds: i64,
+    /// Nanoseconds, 0 ≤ nanos < 10⁹.
+    pub nanos: i32,
+}
+
+impl SecondsNanos {
+    /// Splits a nanosecond count (P5).
+    pub fn from_nanos(ns: u128) -> SecondsNanos {
+        SecondsNanos {
+            seconds: (ns / 1_000_000_000) as i64,
+            nanos: (ns % 1_000_000_000) as i32,
+        }
+    }
+}
+
+/// A span ready for export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanSpan {
+    /// The trace id.
+    pub trace_id: TraceId,
+    /// The span id.
+    pub span_id: SpanId,
+    /// The parent span, `None` for roots and parentless pre-app-start calls.
+    pub parent_span_id: Option<SpanId>,
+    /// `"<METHOD> <path>"`.
+    pub name: String,
+    /// `axum`, the URL scheme of a client call, or `os.environ`.
+    pub package_name: String,
+    /// `AxumInstrumentation` or `ReqwestInstrumentation` (empty for the env-var snapshot).
+    pub instrumentation_name: &'static str,
+    /// The method (empty for the env-var snapshot).
+    pub submodule_name: String,
+    /// `PackageType` number: 1 HTTP, 0 for the env-var snapshot.
+    pub package_type: i32,
+    /// `SpanKind` number (see [`kind`]).
+    pub kind: i32,
+    /// The stored input value (an object).
+    pub input_value: Value,
+    /// The stored output value (an object).
+    pub output_value: Value,
+    /// The input schema.
+    pub input_schema: Schema,
+    /// The output schema.
+    pub output_schema: Schema,
+    /// SHA-256 of the input schema's hash form, hex.
+    pub input_schema_hash: String,
+    /// SHA-256 of the output schema's hash form, hex.
+    pub output_schema_hash: String,
+    /// SHA-256 of the decoded input value's canonical text, hex.
+    pub input_value_hash: String,
+    /// SHA-256 of the decoded output value's canonical text, hex.
+    pub output_value_hash: String,
+    /// `StatusCode` number (see [`status`]).
+    pub status_code: i32,
+    /// The status message.
+    pub status_message: String,
+    /// Recorded before the app was marked ready.
+    pub is_pre_app_start: bool,
+    /// The root of its trace (SERVER spans).
+    pub is_root_span: bool,
+    /// Wall-clock start since the UNIX epoch.
+    pub timestamp: SecondsNanos,
+    /// End minus start, monotonic.
+    pub duration: SecondsNanos,
+    /// The environment name.
+    pub environment: Arc<str>,
+    /// What the transforms did, when any applied.
+    pub transform_metadata: Option<TransformMetadata>,
+}
+
+impl CleanSpan {
+    /// Appends the span's trace-file line (§8.3), without the trailing newline.
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"traceId\":\"");
+        push_display(out, &self.trace_id);
+        out.extend_from_slice(b"\",\"spanId\":\"");
+        push_display(out, &self.span_id);
+        out.extend_from_slice(b"\",\"parentSpanId\":\"");
+        if let Some(parent) = self.parent_span_id {
+            push_display(out, &parent);
+        }
+        out.extend_from_slice(b"\",\"name\":");
+        write_str(out, &self.name);
+        out.extend_from_slice(b",\"packageName\":");
+        write_str(out, &self.package_name);
+        out.extend_from_slice(b",\"instrumentationName\":");
+        write_str(out, self.instrumentation_name);
+        out.extend_from_slice(b",\"submoduleName\":");
+        write_str(out, &self.submodule_name);
+        out.extend_from_slice(b",\"inputValue\":");
+        write_compact(&self.input_value, out);
+        out.extend_from_slice(b",\"outputValue\":");
+        write_compact(&self.output_value, out);
+        out.extend_from_slice(b",\"inputSchema\":");
+        write_file_form(&self.input_schema, out);
+        out.extend_from_slice(b",\"outputSchema\":");
+        write_file_form(&self.output_schema, out);
+        for (key, hash) in [
+            ("inputSchemaHash", &self.input_schema_hash),
+            ("outputSchemaHash", &self.output_schema_hash),
+            ("inputValueHash", &self.input_value_hash),
+            ("outputValueHash", &self.output_value_hash),
+        ] {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":\"");
+            out.extend_from_slice(hash.as_bytes());
+            out.push(b'"');
+        }
+        out.extend_from_slice(b",\"kind\":");
+        push_display(out, &self.kind);
+        out.extend_from_slice(b",\"status\":{\"code\":");
+        push_display(out, &self.status_code);
+        out.extend_from_slice(b",\"message\":");
+        write_str(out, &self.status_message);
+        out.extend_from_slice(b"},\"isPreAppStart\":");
+        out.extend_from_slice(if self.is_pre_app_start { b"true" } else { b"false" });
+        out.extend_from_slice(b",\"timestamp\":");
+        write_seconds_nanos(out, self.timestamp);
+        out.extend_from_slice(b",\"duration\":");
+        write_seconds_nanos(out, self.duration);
+        out.extend_from_slice(b",\"isRootSpan\":");
+        out.extend_from_slice(if self.is_root_span { b"true" } else { b"false" });
+        out.extend_from_slice(b",\"packageType\":");
+        push_display(out, &self.package_type);
+        out.extend_from_slice(b",\"environment\":");
+        write_str(out, &self.environment);
+        if let Some(meta) = &self.transform_metadata {
+            out.extend_from_slice(b",\"transformMetadata\":");
+            meta.write_json(out);
+        }
+        out.extend_from_slice(b",\"isUsed\":true,\"stackTrace\":\"\"}");
+    }
+}
+
+fn push_display(out: &mut Vec<u8>, v: &dyn std::fmt::Display) {
+    use std::io::Write;
+    let _ = write!(out, "{v}");
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    crate::json::write_string(s, out);
+}
+
+fn write_seconds_nanos(out: &mut Vec<u8>, t: SecondsNanos) {
+    out.extend_from_slice(b"{\"seconds\":");
+    push_display(out, &t.seconds);
+    out.extend_from_slice(b",\"nanos\":");
+    push_display(out, &t.nanos);
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_nanos_split() {
+        // P5
+        let check =
+            |ns: u128, s: i64, n: i32| assert_eq!(SecondsNanos::from_nanos(ns), SecondsNanos { seconds: s, nanos: n });
+        check(1_700_000_000_123_456_789, 1_700_000_000, 123_456_789);
+        check(5_000_000_000, 5, 0);
+        check(500_000_000, 0, 500_000_000);
+        check(2_500_000_000, 2, 500_000_000);
+        check(0, 0, 0);
+    }
+}

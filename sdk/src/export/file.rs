@@ -1,0 +1,166 @@
+//! The filesystem sink: one JSONL file per trace in the Tusk layout (§8).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use lru::LruCache;
+
+use super::{ExportOutcome, SpanExporter};
+use crate::clean_span::CleanSpan;
+use crate::ids::TraceId;
+
+/// Open file handles kept between batches. Most traces are written by one batch (the CLIENT spans of a request end
+/// just before its SERVER span), so a small cache keeps the number of open descriptors low.
+const OPEN_HANDLES: usize = 64;
+
+/// Writes each span as one line of `<timestamp>_trace_<traceId>.jsonl`, appending, one `write` per line.
+#[derive(Debug)]
+pub struct FileExporter {
+    dir: PathBuf,
+    /// Trace → its file (§8.1: an evicted trace seen again gets a new file).
+    paths: LruCache<TraceId, PathBuf>,
+    handles: LruCache<TraceId, File>,
+    line: Vec<u8>,
+    write_error_logged: bool,
+}
+
+impl FileExporter {
+    /// A sink writing into `dir`, which must exist, remembering `lru_capacity` traces (§8.1 says 1000).
+    pub fn new(dir: impl Into<PathBuf>, lru_capacity: usize) -> FileExporter {
+        let cap = NonZeroUsize::new(lru_capacity).unwrap_or(NonZeroUsize::MIN);
+        let handles = NonZeroUsize::new(OPEN_HANDLES.min(lru_capacity)).unwrap_or(NonZeroUsize::MIN);
+        FileExporter {
+            dir: dir.into(),
+            paths: LruCache::new(cap),
+            handles: LruCache::new(handles),
+            line: Vec::with_capacity(4096),
+            write_error_logged: false,
+        }
+    }
+
+    /// The directory the sink writes to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn write_span(&mut self, span: &CleanSpan) -> std::io::Result<()> {
+        self.line.clear();
+        {
+            let _stage = tracing::trace_span!("write_line").entered();
+            span.write_json_line(&mut self.line);
+            self.line.push(b'\n');
+        }
+        let trace = span.trace_id;
+        if self.handles.get(&trace).is_none() {
+            let path = match self.paths.get(&trace) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = self.dir.join(file_name(SystemTime::now(), trace));
+                    self.paths.put(trace, p.clone());
+                    p
+                }
+            };
+            let _stage = tracing::trace_span!("open_trace_file").entered();
+            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            self.handles.put(trace, file);
+        }
+        let _stage = tracing::trace_span!("write_file").entered();
+        let Some(file) = self.handles.get_mut(&trace) else {
+            unreachable_handle()
+        };
+        // One write call for the whole line on an O_APPEND file: a crash can tear only the last line.
+        let n = file.write(&self.line)?;
+        if n < self.line.len() {
+            file.write_all(&self.line[n..])?;
+        }
+        if span.is_root_span {
+            // The root ends its trace's request: nothing more is expected for it, so release the descriptor now.
+            self.handles.pop(&trace);
+        }
+        Ok(())
+    }
+}
+
+#[cold]
+fn unreachable_handle() -> ! {
+    // `handles` was filled just above when empty; reaching here would mean the LRU lost an entry it was given.
+    panic!("trace file handle missing right after it was inserted")
+}
+
+impl SpanExporter for FileExporter {
+    fn export(&mut self, batch: Vec<CleanSpan>) -> ExportOutcome {
+        let mut outcome = ExportOutcome::default();
+        for span in &batch {
+            match self.write_span(span) {
+                Ok(()) => outcome.exported += 1,
+                Err(e) => {
+                    outcome.failed += 1;
+                    if !self.write_error_logged {
+                        self.write_error_logged = true;
+                        tracing::error!(dir = %self.dir.display(), error = %e, "drift-sdk cannot write a trace file; \
+                            the span is counted as failed (logged once)");
+                    }
+                }
+            }
+        }
+        outcome
+    }
+
+    fn shutdown(&mut self) {
+        self.handles.clear();
+        self.paths.clear();
+    }
+}
+
+/// `<YYYY-MM-DDTHH-MM-SS-ffffff+00-00>_trace_<traceId>.jsonl` (§8.1).
+pub(crate) fn file_name(now: SystemTime, trace: TraceId) -> String {
+    let since = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}-{:06}+00-00_trace_{trace}.jsonl",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_micros()
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn file_names_follow_the_tusk_layout() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_776_766_530_123_456);
+        assert_eq!(
+            file_name(t, TraceId(0x4bf92f3577b34da6a3ce929d0e0e4736)),
+            "2026-04-21T10-15-30-123456+00-00_trace_4bf92f3577b34da6a3ce929d0e0e4736.jsonl"
+        );
+        // Six fraction digits even when the microseconds are 0, unlike the Python SDK.
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(
+            file_name(t, TraceId(1)),
+            format!("2000-02-29T00-00-00-000000+00-00_trace_{}1.jsonl", "0".repeat(31))
+        );
+    }
+}

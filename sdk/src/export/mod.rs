@@ -1,0 +1,38 @@
+//! Sinks for processed spans: trace files (§8), the Tusk API (§9), and memory (tests).
+
+pub mod api;
+mod api_exporter;
+mod file;
+mod memory;
+
+pub(crate) use api_exporter::ApiExporter;
+pub use file::FileExporter;
+pub use memory::{InMemoryExporter, InMemorySpans};
+
+use crate::clean_span::CleanSpan;
+
+/// What one export call achieved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportOutcome {
+    /// Spans written or accepted.
+    pub exported: u64,
+    /// Spans whose export failed; they are not retried.
+    pub failed: u64,
+}
+
+/// A sink for batches of spans.
+///
+/// Every method is called on the `drift-exporter` thread only, and never concurrently, so implementations may keep
+/// mutable state without locks and may block (file I/O, HTTP with retries).
+pub trait SpanExporter: Send + std::fmt::Debug {
+    /// Exports one batch, in span-end order. May block.
+    fn export(&mut self, batch: Vec<CleanSpan>) -> ExportOutcome;
+
+    /// Called once after the last batch, at shutdown: close files, release connections. May block.
+    fn shutdown(&mut self) {}
+
+    /// Whether the sink's circuit breaker is open now (only the API sink has one). Feeds adaptive sampling.
+    fn circuit_open(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,55 @@
+//! The JSON core of the SDK: the value type, a parser with Python `json.loads` semantics, the writers (compact,
+//! canonical, ASCII-escaped), the `json.dumps` length count and the proto conversion of values (§3.3, §7, §13).
+
+mod float;
+mod parse;
+mod proto;
+mod value;
+mod write;
+
+pub use float::{FloatText, repr as float_repr};
+pub use parse::{MAX_DEPTH, ParseError, ParseErrorKind, parse};
+pub use proto::{value_to_proto_struct, value_to_proto_value};
+pub use value::{Object, Value};
+pub use write::{
+    CanonicalSink, CanonicalWriter, python_dumps_len, write_ascii, write_canonical, write_compact, write_string,
+    write_string_ascii,
+};
+
+pub(crate) use write::{visit_sorted, write_int};
+
+use sha2::{Digest as _, Sha256};
+
+/// Lower-case hex of `bytes` (a SHA-256 digest gives the 64 characters of §7.1).
+pub fn hex_lower(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = Vec::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        text.push(HEX[usize::from(b >> 4)]);
+        text.push(HEX[usize::from(b & 0xf)]);
+    }
+    // Only ASCII hex digits were pushed, so this conversion cannot fail.
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// `hash(v)` of §7.1: lower-case hex SHA-256 of the canonical text of `v`, streamed into the hasher.
+pub fn sha256_hex_of_canonical(v: &Value) -> String {
+    let mut hasher = Sha256::new();
+    write_canonical(v, &mut hasher);
+    hex_lower(&hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_and_hash() {
+        assert_eq!(hex_lower(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        // §17.2: `null` hashes to this.
+        assert_eq!(
+            sha256_hex_of_canonical(&Value::Null),
+            "74234e98afe7498fb5daf1f36ac2d78acc339464f950703b8c019892f982b90b"
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! The raw record the request thread hands to the export thread (DESIGN.md's `SpanRecord`).
+//!
+//! Building one is cheap on purpose: ids, timing, the request and response parts as hyper and reqwest give them,
+//! and body bytes as `Bytes` clones. No JSON, no base64, no hashing happens before the export thread.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, Uri, Version};
+
+use crate::ids::{SpanId, TraceId};
+
+/// One finished span, raw.
+#[derive(Debug)]
+pub(crate) struct SpanRecord {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent_span_id: Option<SpanId>,
+    pub is_pre_app_start: bool,
+    /// Wall-clock start.
+    pub start: SystemTime,
+    /// Monotonic duration.
+    pub duration: Duration,
+    pub payload: Payload,
+}
+
+/// What kind of span the record becomes, with its captured parts.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    /// An inbound request (SERVER span, §4).
+    Server(Box<ServerExchange>),
+    /// An outbound call (CLIENT span, §5).
+    Client(Box<ClientExchange>),
+    /// An outbound call refused by a drop rule (§5.5).
+    ClientDropped { method: Method, url: reqwest::Url },
+    /// The `ENV_VARS_SNAPSHOT` span (§14.4).
+    EnvSnapshot(Vec<(String, String)>),
+}
+
+/// An inbound exchange as the layer saw it.
+#[derive(Debug)]
+pub(crate) struct ServerExchange {
+    pub method: Method,
+    pub uri: Uri,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub remote: Option<SocketAddr>,
+    /// The whole request body (empty when there was none).
+    pub request_body: Bytes,
+    /// The request body passed the size gate during capture (§13.1 shortcut); `request_body` is then empty.
+    pub request_oversize: bool,
+    pub status: StatusCode,
+    /// A custom reason phrase, when the response carried one.
+    pub reason: Option<Bytes>,
+    pub response_headers: HeaderMap,
+    /// The response data frames in order.
+    pub response_body: Vec<Bytes>,
+    /// The response passed the size gate during capture; `response_body` is then incomplete.
+    pub response_oversize: bool,
+    /// The inner service failed, or the response body stream yielded an error.
+    pub error: Option<String>,
+}
+
+/// An outbound call as the middleware saw it.
+#[derive(Debug)]
+pub(crate) struct ClientExchange {
+    pub method: Method,
+    pub url: reqwest::Url,
+    pub headers: HeaderMap,
+    /// The buffered request body; `None` for a streaming body.
+    pub body: Option<Bytes>,
+    pub outcome: ClientOutcome,
+}
+
+/// How an outbound call ended.
+#[derive(Debug)]
+pub(crate) enum ClientOutcome {
+    /// A response arrived and its body was read in full.
+    Response {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Vec<Bytes>,
+    },
+    /// The call failed (before or during the response body).
+    Failed { name: &'static str, message: String },
+}

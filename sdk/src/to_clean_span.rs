@@ -1,0 +1,521 @@
+//! `to_clean_span`: on the export thread, a raw record becomes a span ready for a sink — gates (§13), transforms
+//! (§12), stored values (§4, §5), schemas and hashes (§6, §7).
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use http::HeaderMap;
+
+use crate::clean_span::{CleanSpan, SecondsNanos, kind, status};
+use crate::gates::{self, BlockedTraces, SIZE_LIMIT, SIZE_OVERHEAD};
+use crate::json::{Object, Value, python_dumps_len};
+use crate::record::{ClientExchange, ClientOutcome, Payload, ServerExchange, SpanRecord};
+use crate::schema::{Merge, PayloadHasher};
+use crate::transform::{TransformMetadata, Transforms};
+
+/// Why a record produced no span. Every discard counts toward `blocked`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Discard {
+    /// Its trace was blocked earlier.
+    TraceBlocked,
+    /// It blocked its trace now, for this reason (logged).
+    Blocked(String),
+}
+
+/// The export thread's per-span state: the blocked-trace registry, the transforms and reusable buffers.
+#[derive(Debug)]
+pub(crate) struct Cleaner {
+    transforms: Arc<Transforms>,
+    environment: Arc<str>,
+    blocked: BlockedTraces,
+    hasher: PayloadHasher,
+    scratch: Vec<u8>,
+}
+
+struct Built {
+    name: String,
+    package_name: String,
+    instrumentation_name: &'static str,
+    submodule_name: String,
+    package_type: i32,
+    kind: i32,
+    input: Value,
+    output: Value,
+    input_merges: Merges,
+    output_merges: Merges,
+    status_code: i32,
+    status_message: String,
+    is_root_span: bool,
+    transform_metadata: Option<TransformMetadata>,
+    /// Capture stopped at the size gate: the span is certain to be discarded.
+    oversize: bool,
+}
+
+/// At most two merges: `headers` and `body`.
+type Merges = Vec<(&'static str, Merge)>;
+
+const HEADERS_MERGE: Merge = Merge::HEADERS;
+
+impl Cleaner {
+    pub(crate) fn new(transforms: Arc<Transforms>, environment: &str) -> Cleaner {
+        Cleaner {
+            transforms,
+            environment: environment.into(),
+            blocked: BlockedTraces::new(Instant::now()),
+            hasher: PayloadHasher::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Turns one record into a span, or says why there is none.
+    pub(crate) fn to_clean_span(&mut self, record: SpanRecord) -> Result<CleanSpan, Discard> {
+        let _stage = tracing::trace_span!("to_clean_span").entered();
+        let now = Instant::now();
+        let trace = record.trace_id;
+        if self.blocked.is_blocked(trace, now) {
+            return Err(Discard::TraceBlocked);
+        }
+        let built = match &record.payload {
+            Payload::Server(exchange) => {
+                if exchange.status.as_u16() >= 400 || exchange.error.is_some() {
+                    return Err(self.block(record.trace_id, "server_error".to_owned(), now));
+                }
+                let content_type = exchange
+                    .response_headers
+                    .get(http::header::CONTENT_TYPE)
+                    .map(|v| v.as_bytes());
+                if let Some(name) = gates::blocking_content_type(content_type) {
+                    return Err(self.block(trace, format!("binary_content:{name}"), now));
+                }
+                self.build_server(exchange)
+            }
+            Payload::Client(exchange) => {
+                if let ClientOutcome::Response { headers, .. } = &exchange.outcome {
+                    let content_type = headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes());
+                    if let Some(name) = gates::blocking_content_type(content_type) {
+                        return Err(self.block(trace, format!("outbound_binary:{name}"), now));
+                    }
+                }
+                self.build_client(exchange)
+            }
+            Payload::ClientDropped { method, url } => build_client_dropped(method, url),
+            Payload::EnvSnapshot(vars) => build_env_snapshot(vars),
+        };
+        let estimate = size_estimate(&built);
+        if built.oversize || estimate > SIZE_LIMIT {
+            let mb = estimate.max(SIZE_LIMIT + 1) as f64 / 1_048_576.0;
+            return Err(self.block(trace, format!("size_limit:{mb:.2}MB"), now));
+        }
+        Ok(self.finish(record, built))
+    }
+
+    fn block(&mut self, trace: crate::ids::TraceId, reason: String, now: Instant) -> Discard {
+        self.blocked.block(trace, reason.clone(), now);
+        Discard::Blocked(reason)
+    }
+
+    fn build_server(&mut self, x: &ServerExchange) -> Built {
+        let mut input = Object::with_capacity(9);
+        let target = match x.uri.query() {
+            Some(q) if !q.is_empty() => format!("{}?{q}", x.uri.path()),
+            _ => x.uri.path().to_owned(),
+        };
+        let scheme = x.uri.scheme_str().unwrap_or("http");
+        let host = match x.headers.get(http::header::HOST) {
+            Some(h) => header_text(h.as_bytes()),
+            None => x
+                .uri
+                .authority()
+                .map_or_else(|| "localhost".to_owned(), |a| a.as_str().to_owned()),
+        };
+        input.push_unique("method", x.method.as_str());
+        input.push_unique("url", format!("{scheme}://{host}{target}"));
+        input.push_unique("target", target);
+        input.push_unique("headers", headers_object(&x.headers));
+        input.push_unique("httpVersion", http_version(x.version));
+        if let Some(remote) = x.remote {
+            input.push_unique("remoteAddress", remote.ip().to_string());
+            input.push_unique("remotePort", i64::from(remote.port()));
+        }
+        if !x.request_body.is_empty() {
+            input.push_unique("body", BASE64.encode(&x.request_body));
+            input.push_unique("bodySize", x.request_body.len() as i64);
+        }
+        let transform_metadata = self.transforms.apply_server(&mut input);
+
+        let mut output = Object::with_capacity(6);
+        output.push_unique("statusCode", i64::from(x.status.as_u16()));
+        output.push_unique("statusMessage", status_message(x.status, x.reason.as_ref()));
+        output.push_unique("headers", headers_object(&x.response_headers));
+        let body_len: usize = x.response_body.iter().map(Bytes::len).sum();
+        if body_len > 0 {
+            output.push_unique("body", self.base64_frames(&x.response_body));
+            output.push_unique("bodySize", body_len as i64);
+        }
+        if let Some(e) = &x.error {
+            output.push_unique("errorMessage", e.as_str());
+        }
+        let (status_code, status_message) = match &x.error {
+            Some(e) => (status::ERROR, e.clone()),
+            None => (status::OK, String::new()),
+        };
+        let input_merges = server_merges(&input);
+        let output_merges = server_merges(&output);
+        Built {
+            name: format!("{} {}", x.method.as_str(), x.uri.path()),
+            package_name: "axum".to_owned(),
+            instrumentation_name: "AxumInstrumentation",
+            submodule_name: x.method.as_str().to_owned(),
+            package_type: 1,
+            kind: kind::SERVER,
+            input: Value::Object(input),
+            output: Value::Object(output),
+            input_merges,
+            output_merges,
+            status_code,
+            status_message,
+            is_root_span: true,
+            transform_metadata,
+            oversize: x.request_oversize || x.response_oversize,
+        }
+    }
+
+    fn build_client(&mut self, x: &ClientExchange) -> Built {
+        let url = &x.url;
+        let path = if url.path().is_empty() { "/" } else { url.path() };
+        let mut input = Object::with_capacity(10);
+        input.push_unique("method", x.method.as_str());
+        input.push_unique("url", url.as_str());
+        input.push_unique("protocol", url.scheme());
+        if let Some(host) = url.host_str() {
+            let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+            input.push_unique("hostname", host.to_ascii_lowercase());
+        }
+        if let Some(port) = url.port() {
+            input.push_unique("port", i64::from(port));
+        }
+        input.push_unique("path", path);
+        input.push_unique("headers", headers_object(&x.headers));
+        input.push_unique("query", query_object(url.query().unwrap_or("")));
+        if let Some(body) = &x.body {
+            input.push_unique("body", BASE64.encode(body));
+            input.push_unique("bodySize", body.len() as i64);
+        }
+        let request_type = gates::client_decoded_type(x.headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()));
+        let mut output = Object::with_capacity(5);
+        let (status_code, status_message, response_type) = match &x.outcome {
+            ClientOutcome::Response {
+                status: code,
+                headers,
+                body,
+            } => {
+                output.push_unique("statusCode", i64::from(code.as_u16()));
+                output.push_unique("statusMessage", code.canonical_reason().unwrap_or(""));
+                output.push_unique("headers", headers_object(headers));
+                let len: usize = body.iter().map(Bytes::len).sum();
+                output.push_unique("body", self.base64_frames(body));
+                output.push_unique("bodySize", len as i64);
+                let response_type =
+                    gates::client_decoded_type(headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()));
+                if code.as_u16() >= 400 {
+                    (status::ERROR, format!("HTTP {}", code.as_u16()), response_type)
+                } else {
+                    (status::OK, String::new(), response_type)
+                }
+            }
+            ClientOutcome::Failed { name, message } => {
+                output.push_unique("errorName", *name);
+                output.push_unique("errorMessage", message.as_str());
+                (status::ERROR, message.clone(), None)
+            }
+        };
+        let transform_metadata = self.transforms.apply_client(&mut input, &mut output);
+        let input_merges = client_merges(&input, request_type);
+        let output_merges = client_merges(&output, response_type);
+        Built {
+            name: format!("{} {path}", x.method.as_str()),
+            package_name: url.scheme().to_owned(),
+            instrumentation_name: "ReqwestInstrumentation",
+            submodule_name: x.method.as_str().to_owned(),
+            package_type: 1,
+            kind: kind::CLIENT,
+            input: Value::Object(input),
+            output: Value::Object(output),
+            input_merges,
+            output_merges,
+            status_code,
+            status_message,
+            is_root_span: false,
+            transform_metadata,
+            oversize: false,
+        }
+    }
+
+    /// Base64 of the concatenated frames, without joining them first when there is only one.
+    fn base64_frames(&mut self, frames: &[Bytes]) -> String {
+        match frames {
+            [] => String::new(),
+            [one] => BASE64.encode(one),
+            many => {
+                self.scratch.clear();
+                for f in many {
+                    self.scratch.extend_from_slice(f);
+                }
+                BASE64.encode(&self.scratch)
+            }
+        }
+    }
+
+    /// Schemas, hashes and the span itself.
+    fn finish(&mut self, record: SpanRecord, built: Built) -> CleanSpan {
+        let input = built.input;
+        let output = built.output;
+        let (input_schema, input_hashes) = self.hasher.hash_payload(&input, &built.input_merges);
+        let (output_schema, output_hashes) = self.hasher.hash_payload(&output, &built.output_merges);
+        let start_ns = record
+            .start
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        CleanSpan {
+            trace_id: record.trace_id,
+            span_id: record.span_id,
+            parent_span_id: record.parent_span_id,
+            name: built.name,
+            package_name: built.package_name,
+            instrumentation_name: built.instrumentation_name,
+            submodule_name: built.submodule_name,
+            package_type: built.package_type,
+            kind: built.kind,
+            input_value: input,
+            output_value: output,
+            input_schema,
+            output_schema,
+            input_schema_hash: input_hashes.schema_hash,
+            output_schema_hash: output_hashes.schema_hash,
+            input_value_hash: input_hashes.value_hash,
+            output_value_hash: output_hashes.value_hash,
+            status_code: built.status_code,
+            status_message: built.status_message,
+            is_pre_app_start: record.is_pre_app_start,
+            is_root_span: built.is_root_span,
+            timestamp: SecondsNanos::from_nanos(start_ns),
+            duration: SecondsNanos::from_nanos(record.duration.as_nanos()),
+            environment: self.environment.clone(),
+            transform_metadata: built.transform_metadata,
+        }
+    }
+}
+
+fn build_client_dropped(method: &http::Method, url: &reqwest::Url) -> Built {
+    let path = if url.path().is_empty() { "/" } else { url.path() };
+    let mut output = Object::with_capacity(1);
+    output.push_unique("bodyProcessingError", "dropped");
+    Built {
+        name: format!("{} {path}", method.as_str()),
+        package_name: url.scheme().to_owned(),
+        instrumentation_name: "ReqwestInstrumentation",
+        submodule_name: method.as_str().to_owned(),
+        package_type: 1,
+        kind: kind::CLIENT,
+        input: Value::Object(Object::new()),
+        output: Value::Object(output),
+        input_merges: Vec::new(),
+        output_merges: Vec::new(),
+        status_code: status::ERROR,
+        status_message: "Dropped by transform".to_owned(),
+        is_root_span: false,
+        transform_metadata: None,
+        oversize: false,
+    }
+}
+
+fn build_env_snapshot(vars: &[(String, String)]) -> Built {
+    let mut env = Object::with_capacity(vars.len());
+    for (k, v) in vars {
+        env.insert(k.as_str(), v.as_str());
+    }
+    let mut output = Object::with_capacity(1);
+    output.push_unique("ENV_VARS", env);
+    Built {
+        name: "ENV_VARS_SNAPSHOT".to_owned(),
+        package_name: "os.environ".to_owned(),
+        instrumentation_name: "",
+        submodule_name: String::new(),
+        package_type: 0,
+        kind: kind::INTERNAL,
+        input: Value::Object(Object::new()),
+        output: Value::Object(output),
+        input_merges: Vec::new(),
+        output_merges: Vec::new(),
+        status_code: status::UNSET,
+        status_message: String::new(),
+        is_root_span: false,
+        transform_metadata: None,
+        oversize: false,
+    }
+}
+
+/// `L(input) + L(output) + 51200`, with `L({}) = 0` (§13.1).
+fn size_estimate(built: &Built) -> usize {
+    python_dumps_len(&built.input) + python_dumps_len(&built.output) + SIZE_OVERHEAD
+}
+
+fn server_merges(value: &Object) -> Merges {
+    let mut m = vec![("headers", HEADERS_MERGE)];
+    if value.contains_key("body") {
+        m.push((
+            "body",
+            Merge {
+                encoding: Some(1),
+                decoded_type: None,
+                match_importance: None,
+            },
+        ));
+    }
+    m
+}
+
+fn client_merges(value: &Object, decoded_type: Option<i32>) -> Merges {
+    if !value.contains_key("headers") {
+        return Vec::new();
+    }
+    let mut m = vec![("headers", HEADERS_MERGE)];
+    if value.contains_key("body") {
+        m.push((
+            "body",
+            Merge {
+                encoding: Some(1),
+                decoded_type,
+                match_importance: None,
+            },
+        ));
+    }
+    m
+}
+
+/// A header value as text: UTF-8 when valid, else each byte as the code point of the same number (§4.2).
+pub(crate) fn header_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+/// Every header, names as hyper gives them, repeated names joined with `", "`.
+fn headers_object(headers: &HeaderMap) -> Object {
+    let mut o = Object::with_capacity(headers.keys_len());
+    for name in headers.keys() {
+        let mut values = headers.get_all(name).iter();
+        let Some(first) = values.next() else { continue };
+        let mut text = header_text(first.as_bytes());
+        for v in values {
+            text.push_str(", ");
+            text.push_str(&header_text(v.as_bytes()));
+        }
+        o.push_unique(name.as_str(), text);
+    }
+    o
+}
+
+fn http_version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2.0",
+        http::Version::HTTP_3 => "3.0",
+        _ => "1.1",
+    }
+}
+
+/// `statusMessage`: the custom reason phrase, else the canonical one, else `""` (§4.3).
+fn status_message(code: http::StatusCode, reason: Option<&Bytes>) -> String {
+    match reason {
+        Some(r) => header_text(r),
+        None => code.canonical_reason().unwrap_or("").to_owned(),
+    }
+}
+
+/// The client `query` object (§5.2): pairs with `=` and a non-empty value; a repeated key becomes an array.
+fn query_object(query: &str) -> Object {
+    let mut o = Object::new();
+    for pair in query.split('&') {
+        let Some((k, v)) = pair.split_once('=') else { continue };
+        if v.is_empty() {
+            continue;
+        }
+        let key = form_decode(k);
+        let value = Value::String(form_decode(v));
+        match o.get_mut(&key) {
+            None => o.push_unique(key, value),
+            Some(Value::Array(items)) => items.push(value),
+            Some(existing) => {
+                let first = std::mem::replace(existing, Value::Null);
+                *existing = Value::Array(vec![first, value]);
+            }
+        }
+    }
+    o
+}
+
+/// Form decoding: `+` → space, `%XX` → byte, invalid UTF-8 → U+FFFD.
+fn form_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() && hex(bytes[i + 1]).is_some() && hex(bytes[i + 2]).is_some() => {
+                out.push(hex(bytes[i + 1]).unwrap_or(0) * 16 + hex(bytes[i + 2]).unwrap_or(0));
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_object_follows_the_contract() {
+        // §5.6 and S10
+        let q = query_object("page=2&tag=a&tag=b&empty=&novalue&sp=a+b%20c&bad=%ff");
+        let mut out = Vec::new();
+        crate::json::write_compact(&Value::Object(q), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"page":"2","tag":["a","b"],"sp":"a b c","bad":"�"}"#
+        );
+        assert!(query_object("").is_empty());
+    }
+
+    #[test]
+    fn header_values_fall_back_to_latin1() {
+        // S7
+        assert_eq!(header_text(&[0xc3, 0xa9]), "é");
+        assert_eq!(header_text(&[0xe9]), "é");
+    }
+
+    #[test]
+    fn status_messages() {
+        // S6
+        assert_eq!(status_message(http::StatusCode::OK, None), "OK");
+        assert_eq!(status_message(http::StatusCode::CREATED, None), "Created");
+        assert_eq!(status_message(http::StatusCode::from_u16(299).unwrap(), None), "");
+        assert_eq!(
+            status_message(http::StatusCode::OK, Some(&Bytes::from_static(b"Fine"))),
+            "Fine"
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! N requests recorded → exactly N spans on disk when `shutdown()` returns, even with a long scheduled delay (F4),
+//! and `shutdown()` / `flush()` are safe to repeat (F12).
+
+use std::time::Duration;
+
+use drift_sdk::{Drift, Mode};
+
+use crate::support::{Server, read_trace_files, seed_router, send_seed_mix};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_writes_every_accepted_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let drift = Drift::builder()
+        .mode(Mode::Record)
+        .traces_dir(dir.path())
+        .env_vars(Vec::new())
+        .scheduled_delay(Duration::from_secs(3600))
+        .init()
+        .unwrap();
+    assert!(drift.flush(), "F12: flush before any span returns at once");
+    let server = Server::start(seed_router().layer(drift.layer())).await;
+    send_seed_mix(&server, 45).await;
+    server.stop().await;
+    assert_eq!(
+        read_trace_files(dir.path()).len(),
+        0,
+        "nothing is written before the timer, a full batch or shutdown"
+    );
+    drift.shutdown();
+    let files = read_trace_files(dir.path());
+    assert_eq!(files.len(), 45);
+    assert_eq!(files.iter().map(|(_, lines)| lines.len()).sum::<usize>(), 45);
+    assert_eq!(drift.stats().exported, 45);
+    drift.shutdown(); // idempotent
+    assert!(drift.flush());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_writes_what_was_recorded_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let drift = Drift::builder()
+        .mode(Mode::Record)
+        .traces_dir(dir.path())
+        .env_vars(Vec::new())
+        .scheduled_delay(Duration::from_secs(3600))
+        .init()
+        .unwrap();
+    let server = Server::start(seed_router().layer(drift.layer())).await;
+    send_seed_mix(&server, 6).await;
+    assert!(drift.flush());
+    assert_eq!(read_trace_files(dir.path()).len(), 6);
+    server.stop().await;
+}
