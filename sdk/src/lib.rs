@@ -10,7 +10,7 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let drift = Drift::builder().mode(Mode::Record).sampling_rate(1.0).init()?;
-//! let app = Router::new().route("/health", get(|| async { "ok" })).layer(drift.layer());
+//! let app: Router = Router::new().route("/health", get(|| async { "ok" })).layer(drift.layer());
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 //!     .with(drift.client_middleware())
 //!     .build();

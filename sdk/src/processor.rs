@@ -286,7 +286,7 @@ impl ExportWorker {
         let _span = tracing::trace_span!("export_batch", records = batch.len()).entered();
         let mut clean = Vec::with_capacity(batch.len());
         for record in batch {
-            match catch_unwind(AssertUnwindSafe(|| self.cleaner.to_clean_span(record))) {
+            match catch_unwind(AssertUnwindSafe(|| self.cleaner.clean(record))) {
                 Ok(Ok(span)) => clean.push(span),
                 Ok(Err(_discarded)) => {
                     self.counters.blocked.fetch_add(1, Relaxed);

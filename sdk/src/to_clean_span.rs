@@ -71,7 +71,7 @@ impl Cleaner {
     }
 
     /// Turns one record into a span, or says why there is none.
-    pub(crate) fn to_clean_span(&mut self, record: SpanRecord) -> Result<CleanSpan, Discard> {
+    pub(crate) fn clean(&mut self, record: SpanRecord) -> Result<CleanSpan, Discard> {
         let _stage = tracing::trace_span!("to_clean_span").entered();
         let now = Instant::now();
         let trace = record.trace_id;

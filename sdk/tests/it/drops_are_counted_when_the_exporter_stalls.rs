@@ -1,22 +1,21 @@
 //! Backpressure: with the sink stalled, requests complete without waiting for it, the queue bounds what is held,
 //! and what does not fit is dropped and counted (F6).
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use drift_sdk::{CleanSpan, Drift, ExportOutcome, Mode, SpanExporter};
 
 use crate::support::{Server, seed_router};
 
-/// A sink that blocks every export until the test opens the gate.
+/// A sink that blocks every export until the test drops the other end of the gate.
 #[derive(Debug)]
 struct StalledSink {
-    gate: Arc<Mutex<()>>,
+    gate: crossbeam_channel::Receiver<()>,
 }
 
 impl SpanExporter for StalledSink {
     fn export(&mut self, batch: Vec<CleanSpan>) -> ExportOutcome {
-        let _open = self.gate.lock().unwrap();
+        let _ = self.gate.recv(); // returns once the sender is dropped
         ExportOutcome {
             exported: batch.len() as u64,
             failed: 0,
@@ -26,12 +25,11 @@ impl SpanExporter for StalledSink {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drops_are_counted_when_the_exporter_stalls() {
-    let gate = Arc::new(Mutex::new(()));
-    let closed = gate.lock().unwrap();
+    let (closed, gate) = crossbeam_channel::bounded::<()>(0);
     let drift = Drift::builder()
         .mode(Mode::Record)
         .env_vars(Vec::new())
-        .exporter(Box::new(StalledSink { gate: gate.clone() }))
+        .exporter(Box::new(StalledSink { gate }))
         .queue_capacity(8)
         .batch_size(4)
         .scheduled_delay(Duration::from_millis(10))

@@ -53,7 +53,7 @@ async fn outbound_calls_become_client_spans() {
                     .send()
                     .await
                     .unwrap();
-                let v: Value = r.json().await.unwrap();
+                let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
                 axum::Json(v)
             }),
         )
@@ -63,7 +63,7 @@ async fn outbound_calls_become_client_spans() {
     drift.mark_app_ready();
     let r = reqwest::get(server.url("/api/proxy")).await.unwrap();
     assert_eq!(
-        r.json::<Value>().await.unwrap(),
+        serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).unwrap(),
         json!({"id": 7, "ok": true}),
         "the app sees the upstream's body"
     );
