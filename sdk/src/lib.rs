@@ -44,6 +44,8 @@
 //! - `axum` (default): read the peer address from axum's `ConnectInfo<SocketAddr>`.
 #![deny(missing_docs)]
 
+#[doc(hidden)]
+pub mod bench_support;
 mod capture;
 pub mod clean_span;
 mod clean_span_to_proto;
