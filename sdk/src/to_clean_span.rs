@@ -14,6 +14,7 @@ use crate::gates::{self, BlockedTraces, SIZE_LIMIT, SIZE_OVERHEAD};
 use crate::json::{Object, Value, python_dumps_len};
 use crate::record::{ClientExchange, ClientOutcome, Payload, ServerExchange, SpanRecord};
 use crate::schema::{Merge, PayloadHasher};
+use crate::transform::query::form_decode;
 use crate::transform::{TransformMetadata, Transforms};
 
 /// Why a record produced no span. Every discard counts toward `blocked`.
@@ -458,29 +459,6 @@ fn query_object(query: &str) -> Object {
         }
     }
     o
-}
-
-/// Form decoding: `+` → space, `%XX` → byte, invalid UTF-8 → U+FFFD.
-fn form_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() && hex(bytes[i + 1]).is_some() && hex(bytes[i + 2]).is_some() => {
-                out.push(hex(bytes[i + 1]).unwrap_or(0) * 16 + hex(bytes[i + 2]).unwrap_or(0));
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]

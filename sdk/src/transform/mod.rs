@@ -19,7 +19,7 @@
 
 mod glob;
 mod jsonpath;
-mod query;
+pub(crate) mod query;
 #[cfg(test)]
 mod tests;
 mod yaml;
