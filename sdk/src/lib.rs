@@ -42,6 +42,8 @@
 //! # Feature flags
 //!
 //! - `axum` (default): read the peer address from axum's `ConnectInfo<SocketAddr>`.
+//! - `tls` (default): HTTPS for the API sink (rustls, with the platform's certificate verifier). Without it, only an
+//!   `http://` `tusk_api.url` works and `init()` rejects an `https://` one.
 #![deny(missing_docs)]
 
 #[doc(hidden)]

@@ -18,6 +18,12 @@ impl ApiExporter {
         let (Some(key), Some(service)) = (&settings.api_key, &settings.service_id) else {
             return Err(Error::ApiExport("API export needs an API key and a service id".into()));
         };
+        if cfg!(not(feature = "tls")) && settings.api_url.starts_with("https:") {
+            return Err(Error::ApiExport(format!(
+                "{} is an https URL but drift-sdk was built without its `tls` feature; enable it or use http",
+                settings.api_url
+            )));
+        }
         let mut cfg = ApiSinkConfig::new(key.clone(), service.clone(), settings.environment.clone());
         cfg.base_url = settings.api_url.clone();
         let sink = ApiSink::new(cfg).map_err(|e| Error::ApiExport(e.to_string()))?;

@@ -123,6 +123,13 @@ pub async fn send_seed_mix(server: &Server, n: usize) -> Vec<Option<String>> {
     sent
 }
 
+/// A span from the in-memory sink as its trace-file line (§8.3), parsed.
+pub fn span_json(span: &drift_sdk::CleanSpan) -> Value {
+    let mut line = Vec::new();
+    span.write_json_line(&mut line);
+    serde_json::from_slice(&line).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&line)))
+}
+
 /// Every trace file in `dir`, with its parsed lines.
 pub fn read_trace_files(dir: &Path) -> Vec<(String, Vec<Value>)> {
     let mut files: Vec<(String, Vec<Value>)> = std::fs::read_dir(dir)
