@@ -8,7 +8,7 @@ use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use tusk_drift_schemas::tusk::drift::core::v1::{DecodedType, EncodingType, JsonSchema, JsonSchemaType};
 
-use crate::json::{self, CanonicalSink, CanonicalWriter, Value};
+use crate::json::{self, CanonicalSink, CanonicalWriter, Key, Value};
 
 /// A schema merge: hints for one top-level key of a stored value (§4.4, §5.4).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -152,7 +152,7 @@ pub struct Schema {
     /// `JsonSchemaType` number: 1 NUMBER, 2 STRING, 3 BOOLEAN, 4 NULL, 6 OBJECT, 7 ORDERED_LIST.
     pub r#type: i32,
     /// For an OBJECT, one entry per key in the value's insertion order; empty otherwise.
-    pub properties: Vec<(String, Schema)>,
+    pub properties: Vec<(Key, Schema)>,
     /// For an ORDERED_LIST, the schema of the first element; `None` for `[]` and for other types.
     pub items: Option<Box<Schema>>,
     /// `EncodingType` number from a merge.
@@ -191,7 +191,7 @@ pub fn infer_value(v: &Value) -> Schema {
             ..Schema::leaf(JsonSchemaType::OrderedList)
         },
         Value::Object(o) => Schema {
-            properties: o.iter().map(|(k, v)| (k.to_owned(), infer_value(v))).collect(),
+            properties: o.entries().iter().map(|(k, v)| (k.clone(), infer_value(v))).collect(),
             ..Schema::leaf(JsonSchemaType::Object)
         },
     }
@@ -293,7 +293,7 @@ fn hash_form<W: CanonicalSink + ?Sized>(s: &Schema, out: &mut W, order: &mut Vec
     out.put(b"\"properties\":{");
     json::visit_sorted(
         &s.properties,
-        |(k, _)| k.as_str(),
+        |(k, _)| k.as_ref(),
         order,
         |pos, i, order| {
             if pos > 0 {
@@ -348,7 +348,7 @@ pub fn write_file_form(s: &Schema, out: &mut Vec<u8>) {
 pub fn to_proto(s: &Schema) -> JsonSchema {
     JsonSchema {
         r#type: s.r#type,
-        properties: s.properties.iter().map(|(k, v)| (k.clone(), to_proto(v))).collect(),
+        properties: s.properties.iter().map(|(k, v)| (k.to_string(), to_proto(v))).collect(),
         items: s.items.as_ref().map(|i| Box::new(to_proto(i))),
         encoding: s.encoding,
         decoded_type: s.decoded_type,
@@ -584,7 +584,7 @@ mod tests {
     #[test]
     fn h3_objects() {
         let s = check_types(r#"{"name":"John","age":30}"#, JsonSchemaType::Object);
-        let keys: Vec<&str> = s.properties.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = s.properties.iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(keys, ["name", "age"]);
         assert_eq!(s.property("name"), Some(&Schema::leaf(JsonSchemaType::String)));
         assert_eq!(s.property("age"), Some(&Schema::leaf(JsonSchemaType::Number)));

@@ -11,7 +11,7 @@ use http::HeaderMap;
 
 use crate::clean_span::{CleanSpan, SecondsNanos, kind, status};
 use crate::gates::{self, BlockedTraces, SIZE_LIMIT, SIZE_OVERHEAD};
-use crate::json::{Object, Value, python_dumps_len};
+use crate::json::{Object, Value, python_dumps_len, python_dumps_len_upper_bound};
 use crate::record::{ClientExchange, ClientOutcome, Payload, ServerExchange, SpanRecord};
 use crate::schema::{Merge, PayloadHasher};
 use crate::transform::query::form_decode;
@@ -105,8 +105,7 @@ impl Cleaner {
             Payload::ClientDropped { method, url } => build_client_dropped(method, url),
             Payload::EnvSnapshot(vars) => build_env_snapshot(vars),
         };
-        let estimate = size_estimate(&built);
-        if built.oversize || estimate > SIZE_LIMIT {
+        if let Some(estimate) = size_over_limit(&built) {
             let mb = estimate.max(SIZE_LIMIT + 1) as f64 / 1_048_576.0;
             return Err(self.block(trace, format!("size_limit:{mb:.2}MB"), now));
         }
@@ -336,7 +335,7 @@ fn build_client_dropped(method: &http::Method, url: &reqwest::Url) -> Built {
 fn build_env_snapshot(vars: &[(String, String)]) -> Built {
     let mut env = Object::with_capacity(vars.len());
     for (k, v) in vars {
-        env.insert(k.as_str(), v.as_str());
+        env.insert(k.clone(), v.as_str());
     }
     let mut output = Object::with_capacity(1);
     output.push_unique("ENV_VARS", env);
@@ -359,9 +358,18 @@ fn build_env_snapshot(vars: &[(String, String)]) -> Built {
     }
 }
 
-/// `L(input) + L(output) + 51200`, with `L({}) = 0` (§13.1).
-fn size_estimate(built: &Built) -> usize {
-    python_dumps_len(&built.input) + python_dumps_len(&built.output) + SIZE_OVERHEAD
+/// The size gate (§13.1): `Some(estimate)` when `L(input) + L(output) + 51200` passes the limit (or capture already
+/// knew it would). The exact count walks every string's bytes, so a cheap upper bound rules out the usual small span
+/// first.
+fn size_over_limit(built: &Built) -> Option<usize> {
+    if !built.oversize
+        && python_dumps_len_upper_bound(&built.input) + python_dumps_len_upper_bound(&built.output) + SIZE_OVERHEAD
+            <= SIZE_LIMIT
+    {
+        return None;
+    }
+    let estimate = python_dumps_len(&built.input) + python_dumps_len(&built.output) + SIZE_OVERHEAD;
+    (built.oversize || estimate > SIZE_LIMIT).then_some(estimate)
 }
 
 fn server_merges(value: &Object) -> Merges {
@@ -416,9 +424,42 @@ fn headers_object(headers: &HeaderMap) -> Object {
             text.push_str(", ");
             text.push_str(&header_text(v.as_bytes()));
         }
-        o.push_unique(name.as_str(), text);
+        o.push_unique(header_key(name), text);
     }
     o
+}
+
+/// A header name as an object key: common names are `'static` (no allocation), others owned.
+fn header_key(name: &http::HeaderName) -> crate::json::Key {
+    use std::borrow::Cow;
+    const COMMON: &[&str] = &[
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "authorization",
+        "cache-control",
+        "connection",
+        "content-encoding",
+        "content-length",
+        "content-type",
+        "cookie",
+        "date",
+        "host",
+        "origin",
+        "referer",
+        "server",
+        "set-cookie",
+        "transfer-encoding",
+        "user-agent",
+        "vary",
+        "x-forwarded-for",
+        "x-request-id",
+    ];
+    let name = name.as_str();
+    match COMMON.iter().find(|c| **c == name) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(name.to_owned()),
+    }
 }
 
 fn http_version(v: http::Version) -> &'static str {

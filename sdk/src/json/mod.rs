@@ -10,10 +10,10 @@ mod write;
 pub use float::{FloatText, repr as float_repr};
 pub use parse::{MAX_DEPTH, ParseError, ParseErrorKind, parse};
 pub use proto::{value_to_proto_struct, value_to_proto_value};
-pub use value::{Object, Value};
+pub use value::{Key, Object, Value};
 pub use write::{
-    CanonicalSink, CanonicalWriter, python_dumps_len, write_ascii, write_canonical, write_compact, write_string,
-    write_string_ascii,
+    CanonicalSink, CanonicalWriter, python_dumps_len, python_dumps_len_upper_bound, write_ascii, write_canonical,
+    write_compact, write_string, write_string_ascii,
 };
 
 pub(crate) use write::{visit_sorted, write_int};

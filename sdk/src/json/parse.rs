@@ -445,7 +445,7 @@ mod tests {
     fn obj(entries: &[(&str, Value)]) -> Value {
         let mut o = Object::new();
         for (k, v) in entries {
-            o.push_unique(*k, v.clone());
+            o.push_unique(k.to_string(), v.clone());
         }
         Value::Object(o)
     }
@@ -554,7 +554,7 @@ mod tests {
         let v = ok(&text);
         let o = v.as_object().expect("object");
         assert_eq!(o.len(), 40);
-        assert_eq!(o.entries()[5], ("k5".to_owned(), Value::from("last")));
+        assert_eq!(o.entries()[5], ("k5".into(), Value::from("last")));
         // No duplicates in a large object: every key kept in order.
         let v = ok(
             r#"{"z":0,"y":1,"x":2,"w":3,"v":4,"u":5,"t":6,"s":7,"r":8,"q":9,"p":10,"o":11,"n":12,"m":13,"l":14,"k":15,"j":16,"i":17}"#,

@@ -92,8 +92,12 @@ impl From<Object> for Value {
 /// does with duplicate keys in `json.loads` (the last value wins, the first position stays).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Object {
-    entries: Vec<(String, Value)>,
+    entries: Vec<(Key, Value)>,
 }
+
+/// An object key. The SDK's own keys (`method`, `headers`, common header names, …) are `'static` and cost no
+/// allocation; keys from parsed or captured data are owned.
+pub type Key = std::borrow::Cow<'static, str>;
 
 impl Object {
     /// An empty object.
@@ -109,7 +113,7 @@ impl Object {
     }
 
     /// Sets `key` to `value`: replaces in place when the key exists, appends otherwise.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+    pub fn insert(&mut self, key: impl Into<Key>, value: impl Into<Value>) {
         let key = key.into();
         let value = value.into();
         match self.entries.iter_mut().find(|(k, _)| *k == key) {
@@ -119,7 +123,7 @@ impl Object {
     }
 
     /// Appends an entry without looking for an existing key. The caller guarantees the key is new.
-    pub fn push_unique(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+    pub fn push_unique(&mut self, key: impl Into<Key>, value: impl Into<Value>) {
         self.entries.push((key.into(), value.into()));
     }
 
@@ -146,12 +150,12 @@ impl Object {
 
     /// The entries in insertion order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v))
     }
 
     /// The entries in insertion order, values mutable.
     pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&str, &mut Value)> {
-        self.entries.iter_mut().map(|(k, v)| (k.as_str(), v))
+        self.entries.iter_mut().map(|(k, v)| (&**k, v))
     }
 
     /// Number of entries.
@@ -165,8 +169,8 @@ impl Object {
     }
 }
 
-impl FromIterator<(String, Value)> for Object {
-    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Object {
+impl<K: Into<Key>> FromIterator<(K, Value)> for Object {
+    fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Object {
         let mut o = Object::new();
         for (k, v) in iter {
             o.insert(k, v);
@@ -177,7 +181,7 @@ impl FromIterator<(String, Value)> for Object {
 
 impl Object {
     /// The entries in insertion order, as a slice (for index-based walks such as the canonical writer's key sort).
-    pub fn entries(&self) -> &[(String, Value)] {
+    pub fn entries(&self) -> &[(Key, Value)] {
         &self.entries
     }
 }

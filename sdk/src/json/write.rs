@@ -346,7 +346,7 @@ fn canonical_object<W: CanonicalSink + ?Sized>(
     out.put_byte(b'{');
     visit_sorted(
         entries,
-        |(k, _)| k.as_str(),
+        |(k, _)| k.as_ref(),
         order,
         |pos, i, order| {
             if pos > 0 {
@@ -399,6 +399,27 @@ fn dumps_len(v: &Value) -> usize {
     }
 }
 
+/// An upper bound of [`python_dumps_len`] that reads no string's bytes: a cheap first check for the size gate.
+pub fn python_dumps_len_upper_bound(v: &Value) -> usize {
+    fn bound(v: &Value) -> usize {
+        match v {
+            Value::Null | Value::Bool(_) => 5,
+            Value::Int(_) => 20,
+            Value::BigInt(s) => s.len(),
+            Value::Float(_) => 24,
+            // No character costs more than 6 bytes per UTF-8 byte it takes (§13.1's costs: 6 for one control byte,
+            // 6 for a 2- or 3-byte sequence, 12 for a 4-byte one).
+            Value::String(s) => 2 + 6 * s.len(),
+            Value::Array(items) => 2 + 2 * items.len() + items.iter().map(bound).sum::<usize>(),
+            Value::Object(o) => 2 + o.iter().map(|(k, v)| 6 + 6 * k.len() + bound(v)).sum::<usize>(),
+        }
+    }
+    match v {
+        Value::Object(o) if o.is_empty() => 0,
+        _ => bound(v),
+    }
+}
+
 /// `L(v)` of the size gate (§13.1): the byte length of Python `json.dumps(v)` with default settings (separators
 /// `", "` / `": "`, `ensure_ascii`, numbers as their §7 text), computed by a counting walk that builds no text.
 ///
@@ -414,6 +435,19 @@ pub fn python_dumps_len(v: &Value) -> usize {
 mod tests {
     use super::*;
     use crate::json::parse;
+
+    #[test]
+    fn the_upper_bound_is_never_below_the_exact_length() {
+        for doc in [
+            r#"{}"#,
+            r#"{"a":[1,2.5,null,true,false,"x"],"b":{}}"#,
+            r#"{"é😀\u0001":"\u007f\n\"\\ü漢😀","n":-12345678901234567890123}"#,
+            r#"[{"k":"\u0000\u001f"},[],[[]]]"#,
+        ] {
+            let v = parse(doc).unwrap();
+            assert!(python_dumps_len_upper_bound(&v) >= python_dumps_len(&v), "{doc}");
+        }
+    }
 
     #[track_caller]
     fn value(text: &str) -> Value {
