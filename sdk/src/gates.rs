@@ -12,10 +12,23 @@ pub(crate) const SIZE_OVERHEAD: usize = 51_200;
 /// Capture may stop once the base64 length of what it holds passes this (§13.1).
 pub(crate) const CAPTURE_LIMIT: usize = SIZE_LIMIT - SIZE_OVERHEAD;
 
-/// The media type of a `content-type` value: lower-cased, cut at the first `;`, trimmed.
-pub(crate) fn media_type(content_type: &[u8]) -> String {
-    let cut = content_type.split(|&b| b == b';').next().unwrap_or_default();
-    String::from_utf8_lossy(cut).trim().to_ascii_lowercase()
+/// Longer media types than this map to nothing (the longest in the tables has 73 bytes).
+const MEDIA_TYPE_MAX: usize = 96;
+
+/// The media type of a `content-type` value: cut at the first `;`, trimmed, lower-cased into `buf` — no allocation,
+/// since the request thread checks it for every sampled response. `None` when it is not ASCII or too long to be
+/// in a table.
+fn media_type<'b>(content_type: &[u8], buf: &'b mut [u8; MEDIA_TYPE_MAX]) -> Option<&'b str> {
+    let cut = content_type
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    let dst = buf.get_mut(..cut.len())?;
+    for (d, s) in dst.iter_mut().zip(cut) {
+        *d = s.to_ascii_lowercase();
+    }
+    std::str::from_utf8(dst).ok()
 }
 
 /// The decoded type the gate table maps a media type to, as (name, proto number) (§13.3).
@@ -79,8 +92,9 @@ pub(crate) fn gate_decoded_type(media: &str) -> Option<(&'static str, i32)> {
 /// The name of the decoded type that blocks a trace for this `content-type`, if it does (§13.3): every mapped type
 /// but JSON and PLAIN_TEXT.
 pub(crate) fn blocking_content_type(content_type: Option<&[u8]>) -> Option<&'static str> {
-    let media = media_type(content_type?);
-    match gate_decoded_type(&media)? {
+    let mut buf = [0; MEDIA_TYPE_MAX];
+    let media = media_type(content_type?, &mut buf)?;
+    match gate_decoded_type(media)? {
         (_, 1) | (_, 11) => None,
         (name, _) => Some(name),
     }
@@ -88,8 +102,8 @@ pub(crate) fn blocking_content_type(content_type: Option<&[u8]>) -> Option<&'sta
 
 /// The `decoded_type` merge of a client body for this `content-type` (§5.4's smaller table).
 pub(crate) fn client_decoded_type(content_type: Option<&[u8]>) -> Option<i32> {
-    let media = media_type(content_type?);
-    Some(match media.as_str() {
+    let mut buf = [0; MEDIA_TYPE_MAX];
+    Some(match media_type(content_type?, &mut buf)? {
         "application/json" => 1,
         "text/plain" => 11,
         "text/html" => 2,

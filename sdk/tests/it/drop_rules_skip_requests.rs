@@ -23,7 +23,7 @@ fn private_app(drift: &Drift) -> Router {
         .layer(drift.layer())
 }
 
-/// GET /private/123 answers normally and records nothing; GET /api/simple still records.
+/// GET /private/123 (and with a query) answers normally and records nothing; GET /api/simple still records.
 async fn check_inbound_drop(builder: DriftBuilder) {
     let spans = InMemorySpans::new();
     let drift = builder
@@ -37,9 +37,15 @@ async fn check_inbound_drop(builder: DriftBuilder) {
     let r = reqwest::get(server.url("/private/123")).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(
-        r.json::<Value>().await.unwrap(),
+        serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).unwrap(),
         json!({"id": "123", "private": true}),
         "T1: the app responds normally"
+    );
+    // The pattern is matched against the path alone (§12.2): a query does not defeat it.
+    let r = reqwest::get(server.url("/private/456?token=abc")).await.unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&r.bytes().await.unwrap()).unwrap(),
+        json!({"id": "456", "private": true})
     );
     let r = reqwest::get(server.url("/api/simple")).await.unwrap();
     assert_eq!(r.status(), 200);
@@ -52,7 +58,7 @@ async fn check_inbound_drop(builder: DriftBuilder) {
     let stats = drift.stats();
     assert_eq!(
         (stats.recorded, stats.blocked, stats.sampled_out, stats.exported),
-        (1, 1, 0, 1),
+        (1, 2, 0, 1),
         "T1: the drop counts as blocked, not as sampled out: {stats:?}"
     );
 }
@@ -133,7 +139,7 @@ async fn an_outbound_drop_rule_refuses_the_call_and_records_it() {
     let server = Server::start(app).await;
     let r = reqwest::get(server.url("/api/call")).await.unwrap();
     assert_eq!(r.status(), 200);
-    let answer: Value = r.json().await.unwrap();
+    let answer: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     server.stop().await;
     upstream.stop().await;
     drift.shutdown();
@@ -144,7 +150,11 @@ async fn an_outbound_drop_rule_refuses_the_call_and_records_it() {
         "T7: the app receives the contract's error"
     );
     assert_eq!(answer["open"], "open", "a call the rule does not match is sent");
-    assert_eq!(secret_hits.load(Ordering::SeqCst), 0, "T7: the dropped request is not sent");
+    assert_eq!(
+        secret_hits.load(Ordering::SeqCst),
+        0,
+        "T7: the dropped request is not sent"
+    );
     assert_eq!(open_hits.load(Ordering::SeqCst), 1);
 
     let all: Vec<Value> = spans.all().iter().map(span_json).collect();
