@@ -18,7 +18,7 @@ use crate::record::{Payload, SpanRecord};
 use crate::sampling::{self, AdaptiveController, SamplingMode, SharedRate};
 use crate::stats::{Counters, Stats};
 use crate::to_clean_span::Cleaner;
-use crate::transform::{Direction, TransformRule, Transforms};
+use crate::transform::{Direction, TransformMetadata, TransformRule, Transforms};
 
 /// How the root sampling decision is taken.
 #[derive(Debug)]
@@ -58,8 +58,10 @@ impl Core {
         self.transforms.inbound_drop_matches(method.as_str(), target, headers)
     }
 
-    pub(crate) fn outbound_drop_matches(&self, method: &Method, url: &str, headers: &HeaderMap) -> bool {
-        self.transforms.outbound_drop_matches(method.as_str(), url, headers)
+    /// The `transformMetadata` of the outbound drop rule that matches the request, if one does (§5.5, §12.6).
+    pub(crate) fn outbound_drop(&self, method: &Method, url: &str, headers: &HeaderMap) -> Option<TransformMetadata> {
+        self.transforms
+            .drop_metadata(Direction::Outbound, method.as_str(), url, headers)
     }
 
     pub(crate) fn has_inbound_body_rules(&self) -> bool {

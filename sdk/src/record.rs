@@ -33,7 +33,11 @@ pub(crate) enum Payload {
     /// An outbound call (CLIENT span, §5).
     Client(Box<ClientExchange>),
     /// An outbound call refused by a drop rule (§5.5).
-    ClientDropped { method: Method, url: reqwest::Url },
+    ClientDropped {
+        method: Method,
+        url: reqwest::Url,
+        metadata: crate::transform::TransformMetadata,
+    },
     /// The `ENV_VARS_SNAPSHOT` span (§14.4).
     EnvSnapshot(Vec<(String, String)>),
 }

@@ -102,7 +102,7 @@ impl Cleaner {
                 }
                 self.build_client(exchange)
             }
-            Payload::ClientDropped { method, url } => build_client_dropped(method, url),
+            Payload::ClientDropped { method, url, metadata } => build_client_dropped(method, url, metadata),
             Payload::EnvSnapshot(vars) => build_env_snapshot(vars),
         };
         if let Some(estimate) = size_over_limit(&built) {
@@ -309,7 +309,7 @@ impl Cleaner {
     }
 }
 
-fn build_client_dropped(method: &http::Method, url: &reqwest::Url) -> Built {
+fn build_client_dropped(method: &http::Method, url: &reqwest::Url, metadata: &TransformMetadata) -> Built {
     let path = if url.path().is_empty() { "/" } else { url.path() };
     let mut output = Object::with_capacity(1);
     output.push_unique("bodyProcessingError", "dropped");
@@ -327,7 +327,7 @@ fn build_client_dropped(method: &http::Method, url: &reqwest::Url) -> Built {
         status_code: status::ERROR,
         status_message: "Dropped by transform".to_owned(),
         is_root_span: false,
-        transform_metadata: None,
+        transform_metadata: Some(metadata.clone()),
         oversize: false,
     }
 }

@@ -81,11 +81,12 @@ impl Middleware for DriftMiddleware {
             start: Instant::now(),
             start_wall: SystemTime::now(),
         };
-        if core.outbound_drop_matches(req.method(), req.url().as_str(), req.headers()) {
+        if let Some(metadata) = core.outbound_drop(req.method(), req.url().as_str(), req.headers()) {
             let url = req.url().to_string();
             inflight.finish(Payload::ClientDropped {
                 method: req.method().clone(),
                 url: req.url().clone(),
+                metadata,
             });
             return Err(reqwest_middleware::Error::middleware(DroppedByTransform { url }));
         }

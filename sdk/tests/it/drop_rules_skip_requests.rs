@@ -169,6 +169,13 @@ async fn an_outbound_drop_rule_refuses_the_call_and_records_it() {
     assert_eq!(dropped["inputValue"], json!({}), "T7: input {{}}");
     assert_eq!(dropped["outputValue"], json!({"bodyProcessingError": "dropped"}));
     assert_eq!(dropped["status"], json!({"code": 2, "message": "Dropped by transform"}));
+    assert_eq!(
+        dropped["transformMetadata"],
+        json!({"transformed": true, "actions": [
+            {"type": "drop", "field": "entire_span", "reason": "transforms", "description": "unknown"}
+        ]}),
+        "§12.6: a span a drop action applied to carries its metadata; a rule without a target is `unknown`"
+    );
     assert_eq!(dropped["name"], "GET /upstream/secret");
     assert_eq!(dropped["traceId"], server_span["traceId"]);
     assert_eq!(dropped["parentSpanId"], server_span["spanId"]);
