@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, Uri, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 
 use crate::ids::{SpanId, TraceId};
 
@@ -48,7 +48,7 @@ pub(crate) struct ServerExchange {
     pub method: Method,
     pub uri: Uri,
     pub version: Version,
-    pub headers: HeaderMap,
+    pub headers: HeaderList,
     pub remote: Option<SocketAddr>,
     /// The whole request body (empty when there was none).
     pub request_body: Bytes,
@@ -57,7 +57,7 @@ pub(crate) struct ServerExchange {
     pub status: StatusCode,
     /// A custom reason phrase, when the response carried one.
     pub reason: Option<Bytes>,
-    pub response_headers: HeaderMap,
+    pub response_headers: HeaderList,
     /// The response data frames in order.
     pub response_body: Vec<Bytes>,
     /// The response passed the size gate during capture; `response_body` is then incomplete.
@@ -71,7 +71,7 @@ pub(crate) struct ServerExchange {
 pub(crate) struct ClientExchange {
     pub method: Method,
     pub url: reqwest::Url,
-    pub headers: HeaderMap,
+    pub headers: HeaderList,
     /// The buffered request body; `None` for a streaming body.
     pub body: Option<Bytes>,
     pub outcome: ClientOutcome,
@@ -83,9 +83,26 @@ pub(crate) enum ClientOutcome {
     /// A response arrived and its body was read in full.
     Response {
         status: StatusCode,
-        headers: HeaderMap,
+        headers: HeaderList,
         body: Vec<Bytes>,
     },
     /// The call failed (before or during the response body).
     Failed { name: &'static str, message: String },
+}
+
+/// Headers as captured: every `(name, value)` pair in the order `HeaderMap::iter` yields them, so the values of one
+/// name are consecutive. Copying a map this way is one allocation and no hashing, where cloning the `HeaderMap`
+/// costs two or three allocations on the request thread.
+pub(crate) type HeaderList = Vec<(HeaderName, HeaderValue)>;
+
+/// Copies `map` into a [`HeaderList`]. Names and values are `Bytes`-backed, so this clones no header bytes.
+pub(crate) fn header_list(map: &HeaderMap) -> HeaderList {
+    let mut list = Vec::with_capacity(map.len());
+    list.extend(map.iter().map(|(n, v)| (n.clone(), v.clone())));
+    list
+}
+
+/// The first value of `name`.
+pub(crate) fn header_get<'a>(list: &'a HeaderList, name: &HeaderName) -> Option<&'a HeaderValue> {
+    list.iter().find(|(n, _)| n == name).map(|(_, v)| v)
 }

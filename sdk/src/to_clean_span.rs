@@ -7,12 +7,11 @@ use std::time::{Instant, SystemTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use http::HeaderMap;
 
 use crate::clean_span::{CleanSpan, SecondsNanos, kind, status};
 use crate::gates::{self, BlockedTraces, SIZE_LIMIT, SIZE_OVERHEAD};
 use crate::json::{Object, Value, python_dumps_len, python_dumps_len_upper_bound};
-use crate::record::{ClientExchange, ClientOutcome, Payload, ServerExchange, SpanRecord};
+use crate::record::{ClientExchange, ClientOutcome, HeaderList, Payload, ServerExchange, SpanRecord, header_get};
 use crate::schema::{Merge, PayloadHasher};
 use crate::transform::query::form_decode;
 use crate::transform::{TransformMetadata, Transforms};
@@ -84,10 +83,8 @@ impl Cleaner {
                 if exchange.status.as_u16() >= 400 || exchange.error.is_some() {
                     return Err(self.block(record.trace_id, "server_error".to_owned(), now));
                 }
-                let content_type = exchange
-                    .response_headers
-                    .get(http::header::CONTENT_TYPE)
-                    .map(|v| v.as_bytes());
+                let content_type =
+                    header_get(&exchange.response_headers, &http::header::CONTENT_TYPE).map(|v| v.as_bytes());
                 if let Some(name) = gates::blocking_content_type(content_type) {
                     return Err(self.block(trace, format!("binary_content:{name}"), now));
                 }
@@ -95,7 +92,7 @@ impl Cleaner {
             }
             Payload::Client(exchange) => {
                 if let ClientOutcome::Response { headers, .. } = &exchange.outcome {
-                    let content_type = headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes());
+                    let content_type = header_get(headers, &http::header::CONTENT_TYPE).map(|v| v.as_bytes());
                     if let Some(name) = gates::blocking_content_type(content_type) {
                         return Err(self.block(trace, format!("outbound_binary:{name}"), now));
                     }
@@ -124,7 +121,7 @@ impl Cleaner {
             _ => x.uri.path().to_owned(),
         };
         let scheme = x.uri.scheme_str().unwrap_or("http");
-        let host = match x.headers.get(http::header::HOST) {
+        let host = match header_get(&x.headers, &http::header::HOST) {
             Some(h) => header_text(h.as_bytes()),
             None => x
                 .uri
@@ -204,7 +201,8 @@ impl Cleaner {
             input.push_unique("body", BASE64.encode(body));
             input.push_unique("bodySize", body.len() as i64);
         }
-        let request_type = gates::client_decoded_type(x.headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()));
+        let request_type =
+            gates::client_decoded_type(header_get(&x.headers, &http::header::CONTENT_TYPE).map(|v| v.as_bytes()));
         let mut output = Object::with_capacity(5);
         let (status_code, status_message, response_type) = match &x.outcome {
             ClientOutcome::Response {
@@ -219,7 +217,7 @@ impl Cleaner {
                 output.push_unique("body", self.base64_frames(body));
                 output.push_unique("bodySize", len as i64);
                 let response_type =
-                    gates::client_decoded_type(headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()));
+                    gates::client_decoded_type(header_get(headers, &http::header::CONTENT_TYPE).map(|v| v.as_bytes()));
                 if code.as_u16() >= 400 {
                     (status::ERROR, format!("HTTP {}", code.as_u16()), response_type)
                 } else {
@@ -414,17 +412,19 @@ pub(crate) fn header_text(bytes: &[u8]) -> String {
 }
 
 /// Every header, names as hyper gives them, repeated names joined with `", "`.
-fn headers_object(headers: &HeaderMap) -> Object {
-    let mut o = Object::with_capacity(headers.keys_len());
-    for name in headers.keys() {
-        let mut values = headers.get_all(name).iter();
-        let Some(first) = values.next() else { continue };
+fn headers_object(headers: &HeaderList) -> Object {
+    let mut o = Object::with_capacity(headers.len());
+    let mut rest = headers.as_slice();
+    while let [(name, first), ..] = rest {
+        // A name's values are consecutive in a `HeaderList` (it is built from `HeaderMap::iter`).
+        let same = rest.iter().take_while(|(n, _)| n == name).count();
         let mut text = header_text(first.as_bytes());
-        for v in values {
+        for (_, v) in &rest[1..same] {
             text.push_str(", ");
             text.push_str(&header_text(v.as_bytes()));
         }
         o.push_unique(header_key(name), text);
+        rest = &rest[same..];
     }
     o
 }
@@ -517,6 +517,18 @@ mod tests {
             r#"{"page":"2","tag":["a","b"],"sp":"a b c","bad":"�"}"#
         );
         assert!(query_object("").is_empty());
+    }
+
+    #[test]
+    fn repeated_header_names_are_joined_in_arrival_order() {
+        let mut map = http::HeaderMap::new();
+        map.append("accept", http::HeaderValue::from_static("a"));
+        map.append("x-one", http::HeaderValue::from_static("1"));
+        map.append("accept", http::HeaderValue::from_static("b"));
+        map.append("x-two", http::HeaderValue::from_bytes(&[0xe9]).unwrap());
+        let mut out = Vec::new();
+        crate::json::write_compact(&Value::Object(headers_object(&crate::record::header_list(&map))), &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"accept":"a, b","x-one":"1","x-two":"é"}"#);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
@@ -20,7 +20,7 @@ use crate::context::{self, SpanContext};
 use crate::drift::Core;
 use crate::gates::{self, CAPTURE_LIMIT};
 use crate::ids::{SpanId, TraceId};
-use crate::record::{Payload, ServerExchange, SpanRecord};
+use crate::record::{HeaderList, Payload, ServerExchange, SpanRecord, header_list};
 
 /// The remote address of an inbound connection, for services that are not served by axum with connect info:
 /// insert it as a request extension and the layer records `remoteAddress` / `remotePort` from it.
@@ -148,7 +148,7 @@ where
         method: parts.method.clone(),
         uri: parts.uri.clone(),
         version: parts.version,
-        headers: parts.headers.clone(),
+        headers: header_list(&parts.headers),
         remote,
     };
     let (request_body, request_oversize, req) =
@@ -179,7 +179,7 @@ where
         request_oversize,
         status: StatusCode::INTERNAL_SERVER_ERROR,
         reason: None,
-        response_headers: HeaderMap::new(),
+        response_headers: Vec::new(),
         response_body: Vec::new(),
         response_oversize: false,
         error: None,
@@ -189,7 +189,7 @@ where
             let (parts, body) = response.into_parts();
             exchange.status = parts.status;
             exchange.reason = reason_phrase(&parts.extensions);
-            exchange.response_headers = parts.headers.clone();
+            exchange.response_headers = header_list(&parts.headers);
             // Cheap gates (§10.1): a response certain to be discarded keeps no body bytes; the export thread still
             // sees its status and content type and blocks the trace.
             let keep_body = parts.status.as_u16() < 400
@@ -221,7 +221,7 @@ struct RequestParts {
     method: Method,
     uri: Uri,
     version: Version,
-    headers: HeaderMap,
+    headers: HeaderList,
     remote: Option<SocketAddr>,
 }
 

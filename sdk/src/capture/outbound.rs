@@ -16,7 +16,7 @@ use crate::context;
 use crate::drift::Core;
 use crate::gates;
 use crate::ids::{SpanId, TraceId};
-use crate::record::{ClientExchange, ClientOutcome, Payload, SpanRecord};
+use crate::record::{ClientExchange, ClientOutcome, HeaderList, Payload, SpanRecord, header_get, header_list};
 
 /// The header that makes the middleware pass a request through unrecorded (§5.1).
 pub const SKIP_INSTRUMENTATION_HEADER: &str = "x-td-skip-instrumentation";
@@ -93,7 +93,12 @@ impl Middleware for DriftMiddleware {
         let (method, url, headers, body) = {
             let _capture = tracing::trace_span!("capture").entered();
             let body = req.body().and_then(|b| b.as_bytes()).map(Bytes::copy_from_slice);
-            (req.method().clone(), req.url().clone(), req.headers().clone(), body)
+            (
+                req.method().clone(),
+                req.url().clone(),
+                header_list(req.headers()),
+                body,
+            )
         };
         let exchange = Box::new(ClientExchange {
             method,
@@ -148,11 +153,11 @@ fn reqwest_error_name(e: &reqwest::Error) -> &'static str {
 fn tap_response(response: Response, inflight: ClientInFlight, exchange: Box<ClientExchange>) -> Response {
     let url = response.url().clone();
     let status = response.status();
-    let headers = response.headers().clone();
+    let headers = header_list(response.headers());
     let http_response: http::Response<reqwest::Body> = response.into();
     let (parts, body) = http_response.into_parts();
     let keep_body =
-        gates::blocking_content_type(headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes())).is_none();
+        gates::blocking_content_type(header_get(&headers, &http::header::CONTENT_TYPE).map(|v| v.as_bytes())).is_none();
     let recording = ClientRecording {
         inflight: Some(inflight),
         exchange: Some(exchange),
@@ -213,7 +218,7 @@ struct ClientRecording {
     inflight: Option<ClientInFlight>,
     exchange: Option<Box<ClientExchange>>,
     status: StatusCode,
-    headers: HeaderMap,
+    headers: HeaderList,
     frames: Vec<Bytes>,
     keep_body: bool,
 }
