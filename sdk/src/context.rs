@@ -15,9 +15,12 @@ tokio::task_local! {
     static CURRENT: SpanContext;
 }
 
-/// Runs `fut` with `ctx` as the current span.
-pub(crate) async fn scope<F: std::future::Future>(ctx: SpanContext, fut: F) -> F::Output {
-    CURRENT.scope(ctx, fut).await
+/// `fut` with `ctx` as the current span while it runs; a nameable future, so the layer needs no box.
+pub(crate) fn scope<F: std::future::Future>(
+    ctx: SpanContext,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<SpanContext, F> {
+    CURRENT.scope(ctx, fut)
 }
 
 /// The current span, if the calling task runs inside a sampled request.

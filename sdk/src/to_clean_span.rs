@@ -527,8 +527,14 @@ mod tests {
         map.append("accept", http::HeaderValue::from_static("b"));
         map.append("x-two", http::HeaderValue::from_bytes(&[0xe9]).unwrap());
         let mut out = Vec::new();
-        crate::json::write_compact(&Value::Object(headers_object(&crate::record::header_list(&map))), &mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), r#"{"accept":"a, b","x-one":"1","x-two":"é"}"#);
+        crate::json::write_compact(
+            &Value::Object(headers_object(&crate::record::header_list(&map))),
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"accept":"a, b","x-one":"1","x-two":"é"}"#
+        );
     }
 
     #[test]

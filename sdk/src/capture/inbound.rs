@@ -1,4 +1,8 @@
 //! Inbound capture: a `tower::Layer` that records SERVER spans (§4).
+//!
+//! An unsampled request costs the sampling draw and passes through: the app's own future and body, wrapped in
+//! variants that only forward. A sampled one runs a small state machine — collect the request body, call the app
+//! inside the span's task-local context, tap the response body — with no boxed future and no copy of body bytes.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -11,8 +15,8 @@ use std::time::{Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -71,21 +75,18 @@ impl<S> std::fmt::Debug for DriftService<S> {
     }
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S, B, ResB> Service<Request<B>> for DriftService<S>
 where
-    S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Display + Send + 'static,
-    B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
+    S: Service<Request<B>, Response = Response<ResB>> + Clone,
+    S::Error: Display,
+    B: Body<Data = Bytes> + From<Bytes>,
     B::Error: Display,
-    ResB: Body<Data = Bytes> + Send + 'static,
+    ResB: Body<Data = Bytes>,
     ResB::Error: Display,
 {
     type Response = Response<CaptureBody<ResB>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResB, S::Error>;
+    type Future = ResponseFuture<S, B, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -105,116 +106,66 @@ where
             return ResponseFuture::passthrough(self.inner.call(req));
         }
         let _capture = tracing::trace_span!("capture").entered();
-        let ctx = SpanContext {
-            trace_id: TraceId::random(),
-            span_id: SpanId::random(),
-            is_pre_app_start: false,
-        };
         let inflight = ServerInFlight {
             core: self.core.clone(),
-            ctx,
+            ctx: SpanContext {
+                trace_id: TraceId::random(),
+                span_id: SpanId::random(),
+                is_pre_app_start: false,
+            },
             start: Instant::now(),
             start_wall: SystemTime::now(),
         };
         // The clone is ready-polled by the caller's `poll_ready` on `self`; swap so the ready one is used.
         let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::recording(Box::pin(record_exchange(inner, req, inflight)))
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let (parts, body) = req.into_parts();
+        let request = RequestParts {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: header_list(&parts.headers),
+            remote: remote_addr(&parts.extensions),
+        };
+        let shortcut_allowed = !core.has_inbound_body_rules();
+        let declared_len = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let pending = Pending {
+            inflight,
+            request,
+            request_body: Bytes::new(),
+            request_oversize: false,
+            shortcut_allowed,
+        };
+        if shortcut_allowed && declared_len.is_some_and(|n| base64_len(n) > CAPTURE_LIMIT as u64) {
+            // Certain to pass the size gate (§13.1): hand the body on untouched and record nothing of it.
+            let mut pending = pending;
+            pending.request_oversize = true;
+            let fut = context::scope(pending.inflight.ctx, inner.call(Request::from_parts(parts, body)));
+            return ResponseFuture::calling(fut, pending);
+        }
+        ResponseFuture {
+            state: State::Collecting {
+                body,
+                inner: Some(inner),
+                parts: Some(parts),
+                pending: Some(pending),
+                chunks: Chunks::default(),
+            },
+        }
     }
 }
 
-/// The sampled path: collect the request body, call the app inside the span's context, tap the response body.
-async fn record_exchange<S, B, ResB>(
-    mut inner: S,
-    req: Request<B>,
+/// What a sampled request carries from `call` to the response.
+struct Pending {
     inflight: ServerInFlight,
-) -> Result<Response<CaptureBody<ResB>>, S::Error>
-where
-    S: Service<Request<B>, Response = Response<ResB>>,
-    S::Error: Display,
-    B: Body<Data = Bytes> + From<Bytes>,
-    B::Error: Display,
-    ResB: Body<Data = Bytes>,
-{
-    let (parts, body) = req.into_parts();
-    let shortcut_allowed = !inflight.core.has_inbound_body_rules();
-    let declared_len = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let remote = remote_addr(&parts.extensions);
-    let request = RequestParts {
-        method: parts.method.clone(),
-        uri: parts.uri.clone(),
-        version: parts.version,
-        headers: header_list(&parts.headers),
-        remote,
-    };
-    let (request_body, request_oversize, req) =
-        if shortcut_allowed && declared_len.is_some_and(|n| base64_len(n) > CAPTURE_LIMIT as u64) {
-            // Certain to pass the size gate (§13.1): hand the body on untouched and record nothing of it.
-            (Bytes::new(), true, Request::from_parts(parts, body))
-        } else {
-            let collected = collect_body(body).await;
-            let oversize = shortcut_allowed && base64_len(collected.bytes.len() as u64) > CAPTURE_LIMIT as u64;
-            let stored = if oversize {
-                Bytes::new()
-            } else {
-                collected.bytes.clone()
-            };
-            if let Some(err) = &collected.error {
-                tracing::debug!(error = %err, "inbound request body failed while it was collected");
-            }
-            (stored, oversize, Request::from_parts(parts, B::from(collected.bytes)))
-        };
-    let result = context::scope(inflight.ctx, inner.call(req)).await;
-    let mut exchange = Box::new(ServerExchange {
-        method: request.method,
-        uri: request.uri,
-        version: request.version,
-        headers: request.headers,
-        remote: request.remote,
-        request_body,
-        request_oversize,
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        reason: None,
-        response_headers: Vec::new(),
-        response_body: Vec::new(),
-        response_oversize: false,
-        error: None,
-    });
-    match result {
-        Ok(response) => {
-            let (parts, body) = response.into_parts();
-            exchange.status = parts.status;
-            exchange.reason = reason_phrase(&parts.extensions);
-            exchange.response_headers = header_list(&parts.headers);
-            // Cheap gates (§10.1): a response certain to be discarded keeps no body bytes; the export thread still
-            // sees its status and content type and blocks the trace.
-            let keep_body = parts.status.as_u16() < 400
-                && gates::blocking_content_type(parts.headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()))
-                    .is_none();
-            let recording = ResponseRecording {
-                inflight: Some(inflight),
-                exchange: Some(exchange),
-                keep_body,
-                size: 0,
-            };
-            Ok(Response::from_parts(
-                parts,
-                CaptureBody {
-                    inner: body,
-                    recording: Some(Box::new(recording)),
-                },
-            ))
-        }
-        Err(err) => {
-            exchange.error = Some(err.to_string());
-            inflight.finish(exchange);
-            Err(err)
-        }
-    }
+    request: RequestParts,
+    request_body: Bytes,
+    request_oversize: bool,
+    shortcut_allowed: bool,
 }
 
 struct RequestParts {
@@ -223,6 +174,40 @@ struct RequestParts {
     version: Version,
     headers: HeaderList,
     remote: Option<SocketAddr>,
+}
+
+/// Request body data frames collected so far. One frame (the usual case for small bodies) is kept without a copy.
+#[derive(Default)]
+struct Chunks {
+    first: Option<Bytes>,
+    rest: Option<BytesMut>,
+}
+
+impl Chunks {
+    fn push(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        match (&mut self.first, &mut self.rest) {
+            (None, None) => self.first = Some(data),
+            (Some(f), None) => {
+                let mut buf = BytesMut::with_capacity(f.len() + data.len());
+                buf.extend_from_slice(f);
+                buf.extend_from_slice(&data);
+                self.first = None;
+                self.rest = Some(buf);
+            }
+            (_, Some(buf)) => buf.extend_from_slice(&data),
+        }
+    }
+
+    fn take(&mut self) -> Bytes {
+        match (self.first.take(), self.rest.take()) {
+            (_, Some(buf)) => buf.freeze(),
+            (Some(f), None) => f,
+            (None, None) => Bytes::new(),
+        }
+    }
 }
 
 fn remote_addr(ext: &http::Extensions) -> Option<SocketAddr> {
@@ -244,63 +229,6 @@ fn reason_phrase(ext: &http::Extensions) -> Option<Bytes> {
 /// The length of the standard base64 of `n` bytes.
 fn base64_len(n: u64) -> u64 {
     n.div_ceil(3) * 4
-}
-
-struct Collected {
-    bytes: Bytes,
-    error: Option<String>,
-}
-
-/// Reads the whole body. One data frame (the usual case for small bodies) is kept without a copy.
-async fn collect_body<B>(body: B) -> Collected
-where
-    B: Body<Data = Bytes>,
-    B::Error: Display,
-{
-    let mut body = std::pin::pin!(body);
-    let mut first: Option<Bytes> = None;
-    let mut rest: Option<BytesMut> = None;
-    loop {
-        match body.frame().await {
-            None => break,
-            Some(Err(e)) => {
-                let bytes = join(first, rest);
-                return Collected {
-                    bytes,
-                    error: Some(e.to_string()),
-                };
-            }
-            Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else { continue }; // request trailers are not recorded
-                if data.is_empty() {
-                    continue;
-                }
-                match (&mut first, &mut rest) {
-                    (None, None) => first = Some(data),
-                    (Some(f), None) => {
-                        let mut buf = BytesMut::with_capacity(f.len() + data.len());
-                        buf.extend_from_slice(f);
-                        buf.extend_from_slice(&data);
-                        first = None;
-                        rest = Some(buf);
-                    }
-                    (_, Some(buf)) => buf.extend_from_slice(&data),
-                }
-            }
-        }
-    }
-    Collected {
-        bytes: join(first, rest),
-        error: None,
-    }
-}
-
-fn join(first: Option<Bytes>, rest: Option<BytesMut>) -> Bytes {
-    match (first, rest) {
-        (_, Some(buf)) => buf.freeze(),
-        (Some(f), None) => f,
-        (None, None) => Bytes::new(),
-    }
 }
 
 /// A sampled request between `call` and the end of its response.
@@ -340,7 +268,9 @@ struct ResponseRecording {
 
 impl ResponseRecording {
     fn on_data(&mut self, data: &Bytes) {
-        let Some(exchange) = self.exchange.as_mut() else { return };
+        let Some(exchange) = self.exchange.as_mut() else {
+            return;
+        };
         self.size += data.len() as u64;
         if !self.keep_body || exchange.response_oversize {
             return;
@@ -375,7 +305,7 @@ pin_project! {
     pub struct CaptureBody<B> {
         #[pin]
         inner: B,
-        recording: Option<Box<ResponseRecording>>,
+        recording: Option<ResponseRecording>,
     }
 }
 
@@ -431,46 +361,182 @@ where
 }
 
 pin_project! {
-    /// The future of [`DriftService`]: the app's own future when the request is not recorded, a boxed recording
-    /// future otherwise.
-    pub struct ResponseFuture<F, ResB, E> {
+    /// The future of [`DriftService`]: the app's own future when the request is not recorded; for a sampled
+    /// request, body collection, then the app's future inside the span's context.
+    pub struct ResponseFuture<S, B, F> {
         #[pin]
-        state: State<F, ResB, E>,
+        state: State<S, B, F>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, ResB, E> {
+    enum State<S, B, F> {
         Passthrough { #[pin] fut: F },
-        Recording { fut: BoxFuture<Result<Response<CaptureBody<ResB>>, E>> },
+        Collecting {
+            #[pin]
+            body: B,
+            inner: Option<S>,
+            parts: Option<http::request::Parts>,
+            pending: Option<Pending>,
+            chunks: Chunks,
+        },
+        Calling {
+            #[pin]
+            fut: TaskLocalFuture<SpanContext, F>,
+            pending: Option<Pending>,
+        },
+        Done,
     }
 }
 
-impl<F, ResB, E> ResponseFuture<F, ResB, E> {
+impl<S, B, F> ResponseFuture<S, B, F> {
     fn passthrough(fut: F) -> Self {
         ResponseFuture {
             state: State::Passthrough { fut },
         }
     }
 
-    fn recording(fut: BoxFuture<Result<Response<CaptureBody<ResB>>, E>>) -> Self {
+    fn calling(fut: TaskLocalFuture<SpanContext, F>, pending: Pending) -> Self {
         ResponseFuture {
-            state: State::Recording { fut },
+            state: State::Calling {
+                fut,
+                pending: Some(pending),
+            },
         }
     }
 }
 
-impl<F, ResB, E> Future for ResponseFuture<F, ResB, E>
+impl<S, B, ResB> Future for ResponseFuture<S, B, S::Future>
 where
-    F: Future<Output = Result<Response<ResB>, E>>,
+    S: Service<Request<B>, Response = Response<ResB>>,
+    S::Error: Display,
+    B: Body<Data = Bytes> + From<Bytes>,
+    B::Error: Display,
+    ResB: Body<Data = Bytes>,
 {
-    type Output = Result<Response<CaptureBody<ResB>>, E>;
+    type Output = Result<Response<CaptureBody<ResB>>, S::Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Passthrough { fut } => fut.poll(cx).map(|r| r.map(|resp| resp.map(CaptureBody::passthrough))),
-            StateProj::Recording { fut } => fut.as_mut().poll(cx),
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project().state.project() {
+                StateProj::Passthrough { fut } => {
+                    return fut.poll(cx).map(|r| r.map(|resp| resp.map(CaptureBody::passthrough)));
+                }
+                StateProj::Collecting {
+                    mut body,
+                    inner,
+                    parts,
+                    pending,
+                    chunks,
+                } => {
+                    loop {
+                        match ready!(body.as_mut().poll_frame(cx)) {
+                            None => break,
+                            Some(Ok(frame)) => {
+                                // Request trailers are not recorded (and not rebuilt for the app).
+                                if let Ok(data) = frame.into_data() {
+                                    chunks.push(data);
+                                }
+                            }
+                            Some(Err(e)) => {
+                                tracing::debug!(error = %e, "inbound request body failed while it was collected");
+                                break;
+                            }
+                        }
+                    }
+                    let (Some(mut inner), Some(parts), Some(mut pending)) =
+                        (inner.take(), parts.take(), pending.take())
+                    else {
+                        invalid_state()
+                    };
+                    let bytes = chunks.take();
+                    let oversize = pending.shortcut_allowed && base64_len(bytes.len() as u64) > CAPTURE_LIMIT as u64;
+                    pending.request_oversize = oversize;
+                    pending.request_body = if oversize { Bytes::new() } else { bytes.clone() };
+                    let fut = context::scope(
+                        pending.inflight.ctx,
+                        inner.call(Request::from_parts(parts, B::from(bytes))),
+                    );
+                    self.as_mut().project().state.set(State::Calling {
+                        fut,
+                        pending: Some(pending),
+                    });
+                }
+                StateProj::Calling { fut, pending } => {
+                    let result = ready!(fut.poll(cx));
+                    let Some(pending) = pending.take() else { invalid_state() };
+                    self.as_mut().project().state.set(State::Done);
+                    return Poll::Ready(respond(result, pending));
+                }
+                StateProj::Done => invalid_state(),
+            }
+        }
+    }
+}
+
+#[cold]
+fn invalid_state() -> ! {
+    // Reachable only by polling the future again after it completed, which `Future` forbids.
+    panic!("drift-sdk ResponseFuture polled after completion")
+}
+
+/// The app answered (or failed): record what the span needs and wrap the response body in the tap.
+fn respond<ResB, E: Display>(
+    result: Result<Response<ResB>, E>,
+    pending: Pending,
+) -> Result<Response<CaptureBody<ResB>>, E> {
+    let Pending {
+        inflight,
+        request,
+        request_body,
+        request_oversize,
+        ..
+    } = pending;
+    let mut exchange = Box::new(ServerExchange {
+        method: request.method,
+        uri: request.uri,
+        version: request.version,
+        headers: request.headers,
+        remote: request.remote,
+        request_body,
+        request_oversize,
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        reason: None,
+        response_headers: Vec::new(),
+        response_body: Vec::new(),
+        response_oversize: false,
+        error: None,
+    });
+    match result {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            exchange.status = parts.status;
+            exchange.reason = reason_phrase(&parts.extensions);
+            exchange.response_headers = header_list(&parts.headers);
+            // Cheap gates (§10.1): a response certain to be discarded keeps no body bytes; the export thread still
+            // sees its status and content type and blocks the trace.
+            let keep_body = parts.status.as_u16() < 400
+                && gates::blocking_content_type(parts.headers.get(http::header::CONTENT_TYPE).map(|v| v.as_bytes()))
+                    .is_none();
+            let recording = ResponseRecording {
+                inflight: Some(inflight),
+                exchange: Some(exchange),
+                keep_body,
+                size: 0,
+            };
+            Ok(Response::from_parts(
+                parts,
+                CaptureBody {
+                    inner: body,
+                    recording: Some(recording),
+                },
+            ))
+        }
+        Err(err) => {
+            exchange.error = Some(err.to_string());
+            inflight.finish(exchange);
+            Err(err)
         }
     }
 }
