@@ -29,6 +29,13 @@ pub enum SeedShape {
 #[derive(Debug)]
 pub struct RawRecord(SpanRecord);
 
+impl RawRecord {
+    #[cfg(test)]
+    pub(crate) fn into_inner(self) -> SpanRecord {
+        self.0
+    }
+}
+
 /// Builds the raw record the layer would produce for one seed request.
 pub fn seed_record(shape: SeedShape) -> RawRecord {
     let (method, path, body, response): (Method, &str, &'static [u8], &'static [u8]) = match shape {

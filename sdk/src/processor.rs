@@ -324,3 +324,129 @@ impl ExportWorker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::bench_support::{SeedShape, seed_record};
+    use crate::clean_span::CleanSpan;
+    use crate::export::ExportOutcome;
+    use crate::transform::Transforms;
+
+    /// Counts export calls and spans.
+    #[derive(Debug, Clone, Default)]
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl SpanExporter for Counting {
+        fn export(&mut self, batch: Vec<CleanSpan>) -> ExportOutcome {
+            self.calls.fetch_add(1, Relaxed);
+            ExportOutcome {
+                exported: batch.len() as u64,
+                failed: 0,
+            }
+        }
+    }
+
+    fn start(capacity: usize, batch: usize, delay: Duration, sink: Counting) -> (BatchProcessor, Arc<Counters>) {
+        let counters = Arc::new(Counters::default());
+        let cleaner = Cleaner::new(Arc::new(Transforms::default()), "development");
+        let cfg = ExportThreadConfig {
+            queue_capacity: capacity,
+            batch_size: batch,
+            scheduled_delay: delay,
+            flush_timeout: Duration::from_secs(10),
+        };
+        let p = BatchProcessor::start(cfg, None, cleaner, Box::new(sink), counters.clone()).unwrap();
+        (p, counters)
+    }
+
+    fn record() -> SpanRecord {
+        seed_record(SeedShape::Echo).into_inner()
+    }
+
+    #[test]
+    fn batch_size_one_exports_each_record_in_its_own_call() {
+        // F5
+        let sink = Counting::default();
+        let (p, counters) = start(16, 1, Duration::from_secs(3600), sink.clone());
+        p.on_end(record());
+        p.on_end(record());
+        assert!(p.flush());
+        assert!(sink.calls.load(Relaxed) >= 2);
+        assert_eq!(counters.snapshot().exported, 2);
+        p.shutdown();
+    }
+
+    /// Blocks each export until the test drops the sending end of `gate`.
+    #[derive(Debug)]
+    struct Gated {
+        gate: Receiver<()>,
+    }
+
+    impl SpanExporter for Gated {
+        fn export(&mut self, batch: Vec<CleanSpan>) -> ExportOutcome {
+            let _ = self.gate.recv();
+            ExportOutcome {
+                exported: batch.len() as u64,
+                failed: 0,
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_queue_refuses_the_new_record_without_blocking_and_counts_it() {
+        // F6, scaled down to a queue of 4.
+        let (release, gate) = crossbeam_channel::bounded::<()>(0);
+        let counters = Arc::new(Counters::default());
+        let cleaner = Cleaner::new(Arc::new(Transforms::default()), "development");
+        let cfg = ExportThreadConfig {
+            queue_capacity: 4,
+            batch_size: 4,
+            scheduled_delay: Duration::from_secs(3600),
+            flush_timeout: Duration::from_secs(10),
+        };
+        let p = BatchProcessor::start(cfg, None, cleaner, Box::new(Gated { gate }), counters.clone()).unwrap();
+        for _ in 0..4 {
+            p.on_end(record()); // the fourth fills a batch and wakes the thread, which blocks in the sink
+        }
+        let waited = Instant::now();
+        while p.queued() > 0 {
+            assert!(
+                waited.elapsed() < Duration::from_secs(10),
+                "the export thread never took the batch"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        for _ in 0..4 {
+            p.on_end(record());
+        }
+        let refused_at = Instant::now();
+        p.on_end(record());
+        assert!(refused_at.elapsed() < Duration::from_secs(1), "try_send never blocks");
+        let stats = counters.snapshot();
+        assert_eq!((stats.recorded, stats.dropped), (8, 1), "{stats:?}");
+        drop(release);
+        p.shutdown();
+        assert_eq!(
+            counters.snapshot().exported,
+            8,
+            "F4: shutdown exports everything accepted"
+        );
+    }
+
+    #[test]
+    fn records_after_shutdown_are_dropped_and_counted() {
+        let (p, counters) = start(16, 4, Duration::from_secs(3600), Counting::default());
+        p.on_end(record());
+        p.shutdown();
+        p.shutdown(); // F12: idempotent
+        p.on_end(record());
+        let stats = counters.snapshot();
+        assert_eq!((stats.recorded, stats.exported, stats.dropped), (1, 1, 1));
+        assert!(p.flush(), "F12: flush after shutdown returns at once");
+    }
+}

@@ -54,17 +54,20 @@ impl FileExporter {
             self.line.push(b'\n');
         }
         let trace = span.trace_id;
+        // Touch the trace in the LRU of files on every span, or it would age by first write only.
+        if self.paths.get(&trace).is_none() {
+            let path = self.dir.join(file_name(SystemTime::now(), trace));
+            if let Some((evicted, _)) = self.paths.push(trace, path) {
+                // An evicted trace seen again gets a new file (§8.1): forget its open handle too.
+                self.handles.pop(&evicted);
+            }
+        }
         if self.handles.get(&trace).is_none() {
-            let path = match self.paths.get(&trace) {
-                Some(p) => p.clone(),
-                None => {
-                    let p = self.dir.join(file_name(SystemTime::now(), trace));
-                    self.paths.put(trace, p.clone());
-                    p
-                }
+            let Some(path) = self.paths.peek(&trace) else {
+                unreachable_handle()
             };
             let _stage = tracing::trace_span!("open_trace_file").entered();
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let file = OpenOptions::new().create(true).append(true).open(path)?;
             self.handles.put(trace, file);
         }
         let _stage = tracing::trace_span!("write_file").entered();
@@ -86,8 +89,8 @@ impl FileExporter {
 
 #[cold]
 fn unreachable_handle() -> ! {
-    // `handles` was filled just above when empty; reaching here would mean the LRU lost an entry it was given.
-    panic!("trace file handle missing right after it was inserted")
+    // Both LRUs were filled just above when empty; reaching here would mean one lost an entry it was given.
+    panic!("trace file entry missing right after it was inserted")
 }
 
 impl SpanExporter for FileExporter {
@@ -147,7 +150,58 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench_support::{ExportStages, SeedShape, seed_record};
     use std::time::Duration;
+
+    /// A non-root span of `trace` (non-root so the sink keeps its file open, as for a CLIENT span).
+    fn span_of(trace: u128) -> CleanSpan {
+        let mut stages = ExportStages::new(Vec::new()).unwrap();
+        let mut span = stages.to_clean_span(seed_record(SeedShape::Simple)).unwrap();
+        span.trace_id = TraceId(trace);
+        span.is_root_span = false;
+        span
+    }
+
+    fn files_of(dir: &Path, trace: u128) -> Vec<String> {
+        let id = TraceId(trace).to_string();
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(&id))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn an_evicted_trace_seen_again_gets_a_new_file() {
+        // F3 (LRU capacity 2: A, B, touch A, C evicts B, then B again) and F2 (two spans of A share one file).
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = FileExporter::new(dir.path(), 2);
+        let (a, b, c) = (0xa, 0xb, 0xc);
+        for trace in [a, b, a, c] {
+            assert_eq!(sink.export(vec![span_of(trace)]).exported, 1);
+            std::thread::sleep(Duration::from_millis(2)); // distinct microsecond timestamps in the names
+        }
+        assert_eq!(sink.export(vec![span_of(b)]).exported, 1);
+        assert_eq!(files_of(dir.path(), a).len(), 1);
+        let a_lines = std::fs::read_to_string(dir.path().join(&files_of(dir.path(), a)[0])).unwrap();
+        assert_eq!(a_lines.lines().count(), 2, "F2: the spans of one trace share its file");
+        assert_eq!(
+            files_of(dir.path(), b).len(),
+            2,
+            "B was evicted, so its second span went to a new file"
+        );
+        assert_eq!(files_of(dir.path(), c).len(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_counts_as_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = FileExporter::new(dir.path().join("missing"), 10);
+        let outcome = sink.export(vec![span_of(1), span_of(2)]);
+        assert_eq!((outcome.exported, outcome.failed), (0, 2));
+    }
 
     #[test]
     fn file_names_follow_the_tusk_layout() {

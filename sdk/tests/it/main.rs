@@ -9,6 +9,7 @@ mod disabled_and_unsampled_requests_pass_through;
 mod drop_rules_skip_requests;
 mod drops_are_counted_when_the_exporter_stalls;
 mod env_vars_snapshot_is_recorded_at_init;
+mod layer_passes_streams_trailers_and_errors_through;
 mod outbound_calls_become_client_spans;
 mod redacted_password_reaches_no_file;
 mod seed_mix_is_recorded_in_trace_files;
