@@ -107,12 +107,12 @@ impl CleanSpan {
     /// Appends the span's trace-file line (§8.3), without the trailing newline.
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"traceId\":\"");
-        push_display(out, &self.trace_id);
+        push_hex(out, self.trace_id.0, 32);
         out.extend_from_slice(b"\",\"spanId\":\"");
-        push_display(out, &self.span_id);
+        push_hex(out, u128::from(self.span_id.0), 16);
         out.extend_from_slice(b"\",\"parentSpanId\":\"");
         if let Some(parent) = self.parent_span_id {
-            push_display(out, &parent);
+            push_hex(out, u128::from(parent.0), 16);
         }
         out.extend_from_slice(b"\",\"name\":");
         write_str(out, &self.name);
@@ -143,9 +143,9 @@ impl CleanSpan {
             out.push(b'"');
         }
         out.extend_from_slice(b",\"kind\":");
-        push_display(out, &self.kind);
+        push_int(out, i64::from(self.kind));
         out.extend_from_slice(b",\"status\":{\"code\":");
-        push_display(out, &self.status_code);
+        push_int(out, i64::from(self.status_code));
         out.extend_from_slice(b",\"message\":");
         write_str(out, &self.status_message);
         out.extend_from_slice(b"},\"isPreAppStart\":");
@@ -157,7 +157,7 @@ impl CleanSpan {
         out.extend_from_slice(b",\"isRootSpan\":");
         out.extend_from_slice(if self.is_root_span { b"true" } else { b"false" });
         out.extend_from_slice(b",\"packageType\":");
-        push_display(out, &self.package_type);
+        push_int(out, i64::from(self.package_type));
         out.extend_from_slice(b",\"environment\":");
         write_str(out, &self.environment);
         if let Some(meta) = &self.transform_metadata {
@@ -168,9 +168,16 @@ impl CleanSpan {
     }
 }
 
-fn push_display(out: &mut Vec<u8>, v: &dyn std::fmt::Display) {
-    use std::io::Write;
-    let _ = write!(out, "{v}");
+/// Lower-case hex of the low `digits` nibbles of `v`, zero-padded (ids, §3.2), without `core::fmt`.
+fn push_hex(out: &mut Vec<u8>, v: u128, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
+        out.push(HEX[((v >> (i * 4)) & 0xf) as usize]);
+    }
+}
+
+fn push_int(out: &mut Vec<u8>, v: i64) {
+    crate::json::write_int(v, out);
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
@@ -179,15 +186,26 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 
 fn write_seconds_nanos(out: &mut Vec<u8>, t: SecondsNanos) {
     out.extend_from_slice(b"{\"seconds\":");
-    push_display(out, &t.seconds);
+    push_int(out, t.seconds);
     out.extend_from_slice(b",\"nanos\":");
-    push_display(out, &t.nanos);
+    push_int(out, i64::from(t.nanos));
     out.push(b'}');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_in_lines_are_zero_padded_lower_hex() {
+        let mut out = Vec::new();
+        push_hex(&mut out, 0x0123456789abcdef0123456789abcdef, 32);
+        push_hex(&mut out, 1, 16);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "0123456789abcdef0123456789abcdef0000000000000001"
+        );
+    }
 
     #[test]
     fn seconds_nanos_split() {

@@ -236,6 +236,20 @@ pub fn write_hash_form<W: CanonicalSink + ?Sized>(schema: &Schema, out: &mut W) 
     hash_form(schema, out, &mut Vec::new());
 }
 
+/// File form of a node with no properties, items or annotations, by type.
+const FILE_FORM_LEAVES: [&[u8]; 10] = [
+    b"{\"type\":0,\"properties\":{}}",
+    b"{\"type\":1,\"properties\":{}}",
+    b"{\"type\":2,\"properties\":{}}",
+    b"{\"type\":3,\"properties\":{}}",
+    b"{\"type\":4,\"properties\":{}}",
+    b"{\"type\":5,\"properties\":{}}",
+    b"{\"type\":6,\"properties\":{}}",
+    b"{\"type\":7,\"properties\":{}}",
+    b"{\"type\":8,\"properties\":{}}",
+    b"{\"type\":9,\"properties\":{}}",
+];
+
 /// Hash form of a node with no properties, items or annotations, by type (the common case: every scalar).
 const HASH_FORM_LEAVES: [&[u8]; 10] = [
     b"{\"properties\":{},\"type\":0}",
@@ -313,6 +327,13 @@ fn hash_form<W: CanonicalSink + ?Sized>(s: &Schema, out: &mut W, order: &mut Vec
 /// Writes the **file form** of a schema (§6.4) compactly: camelCase keys in the order `type`, `properties`,
 /// `items`, `encoding`, `decodedType`, `matchImportance`; properties in insertion order; absent keys omitted.
 pub fn write_file_form(s: &Schema, out: &mut Vec<u8>) {
+    if s.is_bare()
+        && let Some(text) = usize::try_from(s.r#type).ok().and_then(|t| FILE_FORM_LEAVES.get(t))
+    {
+        // The common node (every scalar): precomputed text.
+        out.extend_from_slice(text);
+        return;
+    }
     out.extend_from_slice(b"{\"type\":");
     json::write_int(i64::from(s.r#type), out);
     out.extend_from_slice(b",\"properties\":{");

@@ -506,6 +506,57 @@ fn query_object(query: &str) -> Object {
 mod tests {
     use super::*;
 
+    /// The example line of §8.4, byte for byte, from the raw record that produces it.
+    #[test]
+    fn the_contract_example_line_is_reproduced_exactly() {
+        use std::net::SocketAddr;
+        use std::time::{Duration, SystemTime};
+
+        use http::{HeaderValue, Method, StatusCode, Uri, Version};
+
+        use crate::ids::{SpanId, TraceId};
+        use crate::record::{ServerExchange, header_list};
+
+        let mut headers = http::HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("127.0.0.1:5000"));
+        headers.insert("user-agent", HeaderValue::from_static("drift-bench/0.1"));
+        headers.insert("accept", HeaderValue::from_static("*/*"));
+        let mut response_headers = http::HeaderMap::new();
+        response_headers.insert("content-type", HeaderValue::from_static("application/json"));
+        let record = SpanRecord {
+            trace_id: TraceId(0x4bf92f3577b34da6a3ce929d0e0e4736),
+            span_id: SpanId(0x00f067aa0ba902b7),
+            parent_span_id: None,
+            is_pre_app_start: false,
+            start: SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789),
+            duration: Duration::from_nanos(183_400),
+            payload: Payload::Server(Box::new(ServerExchange {
+                method: Method::GET,
+                uri: Uri::from_static("/api/simple"),
+                version: Version::HTTP_11,
+                headers: header_list(&headers),
+                remote: Some(SocketAddr::from(([127, 0, 0, 1], 54321))),
+                request_body: Bytes::new(),
+                request_oversize: false,
+                status: StatusCode::OK,
+                reason: None,
+                response_headers: header_list(&response_headers),
+                response_body: vec![Bytes::from_static(
+                    br#"{"message":"Hello World","timestamp":1700000000000}"#,
+                )],
+                response_oversize: false,
+                error: None,
+            })),
+        };
+        let mut cleaner = Cleaner::new(Arc::new(Transforms::default()), "development");
+        let span = cleaner.clean(record).unwrap();
+        let mut line = Vec::new();
+        span.write_json_line(&mut line);
+        assert_eq!(String::from_utf8(line).unwrap(), EXAMPLE_8_4);
+    }
+
+    const EXAMPLE_8_4: &str = r#"{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","parentSpanId":"","name":"GET /api/simple","packageName":"axum","instrumentationName":"AxumInstrumentation","submoduleName":"GET","inputValue":{"method":"GET","url":"http://127.0.0.1:5000/api/simple","target":"/api/simple","headers":{"host":"127.0.0.1:5000","user-agent":"drift-bench/0.1","accept":"*/*"},"httpVersion":"1.1","remoteAddress":"127.0.0.1","remotePort":54321},"outputValue":{"statusCode":200,"statusMessage":"OK","headers":{"content-type":"application/json"},"body":"eyJtZXNzYWdlIjoiSGVsbG8gV29ybGQiLCJ0aW1lc3RhbXAiOjE3MDAwMDAwMDAwMDB9","bodySize":51},"inputSchema":{"type":6,"properties":{"method":{"type":2,"properties":{}},"url":{"type":2,"properties":{}},"target":{"type":2,"properties":{}},"headers":{"type":6,"properties":{"host":{"type":2,"properties":{}},"user-agent":{"type":2,"properties":{}},"accept":{"type":2,"properties":{}}},"matchImportance":0.0},"httpVersion":{"type":2,"properties":{}},"remoteAddress":{"type":2,"properties":{}},"remotePort":{"type":1,"properties":{}}}},"outputSchema":{"type":6,"properties":{"statusCode":{"type":1,"properties":{}},"statusMessage":{"type":2,"properties":{}},"headers":{"type":6,"properties":{"content-type":{"type":2,"properties":{}}},"matchImportance":0.0},"body":{"type":2,"properties":{},"encoding":1},"bodySize":{"type":1,"properties":{}}}},"inputSchemaHash":"4380527cd78ea8e920017ec22596e39dda3d9cc23b9758d0dd9d93793a782ccc","outputSchemaHash":"fd75f20ce5f9a73714c5d8f9b38c9b2b17df44429f04562b20e66f2750b05489","inputValueHash":"9336334e1160b5974b1e1d6251b4195d24ba859d350e7c2d05c5b74e0d3df456","outputValueHash":"ba57da513cea26d9118cbf34094ba28d545657c0f61e60d4d73947bdaece1e88","kind":2,"status":{"code":1,"message":""},"isPreAppStart":false,"timestamp":{"seconds":1700000000,"nanos":123456789},"duration":{"seconds":0,"nanos":183400},"isRootSpan":true,"packageType":1,"environment":"development","isUsed":true,"stackTrace":""}"#;
+
     #[test]
     fn query_object_follows_the_contract() {
         // §5.6 and S10
