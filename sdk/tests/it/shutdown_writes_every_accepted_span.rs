@@ -51,3 +51,22 @@ async fn flush_writes_what_was_recorded_before_it() {
     assert_eq!(read_trace_files(dir.path()).len(), 6);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_handle_shuts_down_and_writes_everything() {
+    // §10.4: dropping the last SDK handle performs shutdown().
+    let dir = tempfile::tempdir().unwrap();
+    let drift = Drift::builder()
+        .mode(Mode::Record)
+        .traces_dir(dir.path())
+        .env_vars(Vec::new())
+        .scheduled_delay(Duration::from_secs(3600))
+        .init()
+        .unwrap();
+    let server = Server::start(seed_router().layer(drift.layer())).await;
+    send_seed_mix(&server, 5).await;
+    server.stop().await; // drops the router, and with it the layer's handle
+    assert_eq!(read_trace_files(dir.path()).len(), 0);
+    drop(drift);
+    assert_eq!(read_trace_files(dir.path()).len(), 5);
+}
