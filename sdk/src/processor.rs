@@ -8,11 +8,11 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::export::SpanExporter;
 use crate::record::SpanRecord;
@@ -36,6 +36,7 @@ pub(crate) struct BatchProcessor {
     exporter_thread: Thread,
     join: Mutex<Option<JoinHandle<()>>>,
     accepting: AtomicBool,
+    shutdown_lock: Mutex<()>,
     wake_pending: Arc<AtomicBool>,
     queue_full_warned: AtomicBool,
     batch_size: usize,
@@ -91,6 +92,7 @@ impl BatchProcessor {
             exporter_thread: join.thread().clone(),
             join: Mutex::new(Some(join)),
             accepting: AtomicBool::new(true),
+            shutdown_lock: Mutex::new(()),
             wake_pending,
             queue_full_warned: AtomicBool::new(false),
             batch_size: cfg.batch_size,
@@ -110,9 +112,10 @@ impl BatchProcessor {
         match self.queue.try_send(record) {
             Ok(()) => {
                 self.counters.recorded.fetch_add(1, Relaxed);
-                if self.queue.len() >= self.batch_size && !self.wake_pending.swap(true, Relaxed) {
+                if self.queue.len() >= self.batch_size && !self.wake_pending.swap(true, SeqCst) {
                     self.exporter_thread.unpark();
                 }
+                warn_once(&self.queue_full_warned, false, || {}); // re-arm the queue-full warning
             }
             Err(TrySendError::Full(_)) => {
                 self.counters.dropped.fetch_add(1, Relaxed);
@@ -134,11 +137,21 @@ impl BatchProcessor {
             return true; // the export thread has finished: nothing is pending
         }
         self.exporter_thread.unpark();
-        done.recv_timeout(self.flush_timeout).is_ok()
+        match done.recv_timeout(self.flush_timeout) {
+            // Disconnected: a shutdown queued before this flush drained everything and ended the thread.
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+            Err(RecvTimeoutError::Timeout) => false,
+        }
     }
 
     /// Stops accepting records, drains the queue, shuts the sink down and joins the export thread. Idempotent.
     pub(crate) fn shutdown(&self) {
+        // A second caller waits here until the first has finished, so no `shutdown()` returns before the lines
+        // are written.
+        let _one_at_a_time = self
+            .shutdown_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if !self.accepting.swap(false, Relaxed) {
             return;
         }
@@ -231,6 +244,9 @@ impl ExportWorker {
                 if let Ok(c) = self.control.try_recv() {
                     break Some(c);
                 }
+                // Clear the wake-up flag before looking at the queue: a producer that fills a batch after this
+                // sees it clear and unparks us; one that filled it before is seen by the length check.
+                self.wake_pending.store(false, SeqCst);
                 let now = Instant::now();
                 let mut deadline = last_export + self.scheduled_delay;
                 if self.adaptive.is_some() {
@@ -241,7 +257,6 @@ impl ExportWorker {
                 }
                 thread::park_timeout(deadline - now);
             };
-            self.wake_pending.store(false, Relaxed);
             let fill = self.rx.len() as f64 / self.queue_capacity as f64;
             warn_once(
                 &self.queue_warned,
@@ -436,6 +451,68 @@ mod tests {
             8,
             "F4: shutdown exports everything accepted"
         );
+    }
+
+    /// Takes a while per batch, like a slow disk or API.
+    #[derive(Debug)]
+    struct Slow;
+
+    impl SpanExporter for Slow {
+        fn export(&mut self, batch: Vec<CleanSpan>) -> ExportOutcome {
+            thread::sleep(Duration::from_millis(150));
+            ExportOutcome {
+                exported: batch.len() as u64,
+                failed: 0,
+            }
+        }
+    }
+
+    fn slow_processor() -> (Arc<BatchProcessor>, Arc<Counters>) {
+        let counters = Arc::new(Counters::default());
+        let cleaner = Cleaner::new(Arc::new(Transforms::default()), "development");
+        let cfg = ExportThreadConfig {
+            queue_capacity: 16,
+            batch_size: 2,
+            scheduled_delay: Duration::from_secs(3600),
+            flush_timeout: Duration::from_secs(10),
+        };
+        let p = Arc::new(BatchProcessor::start(cfg, None, cleaner, Box::new(Slow), counters.clone()).unwrap());
+        for _ in 0..6 {
+            p.on_end(record());
+        }
+        (p, counters)
+    }
+
+    fn shutdown_in_background(p: &Arc<BatchProcessor>) -> thread::JoinHandle<()> {
+        let p = p.clone();
+        let handle = thread::spawn(move || p.shutdown());
+        thread::sleep(Duration::from_millis(30)); // let it start draining
+        handle
+    }
+
+    #[test]
+    fn a_second_shutdown_returns_only_when_everything_is_exported() {
+        let (p, counters) = slow_processor();
+        let first = shutdown_in_background(&p);
+        p.shutdown();
+        assert_eq!(
+            counters.snapshot().exported,
+            6,
+            "the second shutdown returned before the lines were written"
+        );
+        first.join().unwrap();
+    }
+
+    #[test]
+    fn a_flush_racing_shutdown_reports_success() {
+        let (p, counters) = slow_processor();
+        let first = shutdown_in_background(&p);
+        assert!(
+            p.flush(),
+            "everything queued before the flush was exported by the shutdown"
+        );
+        assert_eq!(counters.snapshot().exported, 6);
+        first.join().unwrap();
     }
 
     #[test]

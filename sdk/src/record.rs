@@ -74,6 +74,9 @@ pub(crate) struct ClientExchange {
     pub headers: HeaderList,
     /// The buffered request body; `None` for a streaming body.
     pub body: Option<Bytes>,
+    /// The response's content type blocks the trace (§13.3): the decoded type's name. Kept apart from the
+    /// outcome so that a response whose body then fails is still gated.
+    pub response_blocked: Option<&'static str>,
     pub outcome: ClientOutcome,
 }
 

@@ -91,11 +91,9 @@ impl Cleaner {
                 self.build_server(exchange)
             }
             Payload::Client(exchange) => {
-                if let ClientOutcome::Response { headers, .. } = &exchange.outcome {
-                    let content_type = header_get(headers, &http::header::CONTENT_TYPE).map(|v| v.as_bytes());
-                    if let Some(name) = gates::blocking_content_type(content_type) {
-                        return Err(self.block(trace, format!("outbound_binary:{name}"), now));
-                    }
+                // Gated whether the body then arrived in full or failed (§5.4, §13.3).
+                if let Some(name) = exchange.response_blocked {
+                    return Err(self.block(trace, format!("outbound_binary:{name}"), now));
                 }
                 self.build_client(exchange)
             }
@@ -466,8 +464,8 @@ fn http_version(v: http::Version) -> &'static str {
     match v {
         http::Version::HTTP_09 => "0.9",
         http::Version::HTTP_10 => "1.0",
-        http::Version::HTTP_2 => "2.0",
-        http::Version::HTTP_3 => "3.0",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
         _ => "1.1",
     }
 }
@@ -586,6 +584,17 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"{"accept":"a, b","x-one":"1","x-two":"é"}"#
         );
+    }
+
+    #[test]
+    fn http_versions_are_written_as_the_contract_lists_them() {
+        // §4.2: "0.9", "1.0", "1.1", "2" or "3".
+        let got: Vec<&str> = [http::Version::HTTP_09, http::Version::HTTP_10, http::Version::HTTP_11]
+            .into_iter()
+            .chain([http::Version::HTTP_2, http::Version::HTTP_3])
+            .map(http_version)
+            .collect();
+        assert_eq!(got, ["0.9", "1.0", "1.1", "2", "3"]);
     }
 
     #[test]

@@ -228,7 +228,8 @@ fn reason_phrase(ext: &http::Extensions) -> Option<Bytes> {
 
 /// The length of the standard base64 of `n` bytes.
 fn base64_len(n: u64) -> u64 {
-    n.div_ceil(3) * 4
+    // `n` can come from a client's Content-Length: saturate rather than overflow.
+    n.div_ceil(3).saturating_mul(4)
 }
 
 /// A sampled request between `call` and the end of its response.
@@ -538,5 +539,17 @@ fn respond<ResB, E: Display>(
             inflight.finish(exchange);
             Err(err)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_content_length_does_not_overflow() {
+        assert_eq!(base64_len(3), 4);
+        assert_eq!(base64_len(4), 8);
+        assert_eq!(base64_len(u64::MAX - 2), u64::MAX);
     }
 }

@@ -105,6 +105,7 @@ impl Middleware for DriftMiddleware {
             url,
             headers,
             body,
+            response_blocked: None,
             outcome: ClientOutcome::Failed {
                 name: "RequestError",
                 message: String::new(),
@@ -150,14 +151,15 @@ fn reqwest_error_name(e: &reqwest::Error) -> &'static str {
 }
 
 /// Rebuilds the response around a body tap, keeping status, version, headers, extensions and URL.
-fn tap_response(response: Response, inflight: ClientInFlight, exchange: Box<ClientExchange>) -> Response {
+fn tap_response(response: Response, inflight: ClientInFlight, mut exchange: Box<ClientExchange>) -> Response {
     let url = response.url().clone();
     let status = response.status();
     let headers = header_list(response.headers());
     let http_response: http::Response<reqwest::Body> = response.into();
     let (parts, body) = http_response.into_parts();
-    let keep_body =
-        gates::blocking_content_type(header_get(&headers, &http::header::CONTENT_TYPE).map(|v| v.as_bytes())).is_none();
+    exchange.response_blocked =
+        gates::blocking_content_type(header_get(&headers, &http::header::CONTENT_TYPE).map(|v| v.as_bytes()));
+    let keep_body = exchange.response_blocked.is_none();
     let recording = ClientRecording {
         inflight: Some(inflight),
         exchange: Some(exchange),

@@ -74,10 +74,12 @@ impl FileExporter {
         let Some(file) = self.handles.get_mut(&trace) else {
             unreachable_handle()
         };
-        // One write call for the whole line on an O_APPEND file: a crash can tear only the last line.
-        let n = file.write(&self.line)?;
-        if n < self.line.len() {
-            file.write_all(&self.line[n..])?;
+        // One write call for the whole line (write_all loops only on a short write) on an O_APPEND file: a crash
+        // can tear only the last line.
+        if let Err(e) = file.write_all(&self.line) {
+            // Do not append later lines after a possibly torn one on a cached handle.
+            self.handles.pop(&trace);
+            return Err(e);
         }
         if span.is_root_span {
             // The root ends its trace's request: nothing more is expected for it, so release the descriptor now.
