@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use divan::Bencher;
 use drift_sdk::bench_support::{ExportStages, SeedShape, seed_record};
-use drift_sdk::{CleanSpan, Drift, ExportOutcome, FileExporter, Mode, SpanExporter};
+use drift_sdk::{CleanSpan, Drift, ExportOutcome, FileExporter, Mode, RequestBody, SpanExporter};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower_service::Service;
@@ -43,7 +43,7 @@ impl SpanExporter for NullSink {
 #[derive(Clone)]
 struct App;
 
-impl Service<Request<Full<Bytes>>> for App {
+impl Service<Request<RequestBody<Full<Bytes>>>> for App {
     type Response = Response<Full<Bytes>>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
@@ -52,7 +52,7 @@ impl Service<Request<Full<Bytes>>> for App {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _: Request<Full<Bytes>>) -> Self::Future {
+    fn call(&mut self, _: Request<RequestBody<Full<Bytes>>>) -> Self::Future {
         Box::pin(async {
             Ok(Response::builder()
                 .header("content-type", "application/json")

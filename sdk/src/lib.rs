@@ -67,7 +67,7 @@ mod stats;
 mod to_clean_span;
 pub mod transform;
 
-pub use capture::inbound::{CaptureBody, DriftLayer, DriftService, RemoteAddr, ResponseFuture};
+pub use capture::inbound::{BoxError, CaptureBody, DriftLayer, DriftService, RemoteAddr, RequestBody, ResponseFuture};
 pub use capture::outbound::{DriftMiddleware, DroppedByTransform, SKIP_INSTRUMENTATION_HEADER};
 pub use clean_span::CleanSpan;
 pub use clean_span_to_proto::clean_span_to_proto;

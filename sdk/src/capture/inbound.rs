@@ -77,10 +77,10 @@ impl<S> std::fmt::Debug for DriftService<S> {
 
 impl<S, B, ResB> Service<Request<B>> for DriftService<S>
 where
-    S: Service<Request<B>, Response = Response<ResB>> + Clone,
+    S: Service<Request<RequestBody<B>>, Response = Response<ResB>> + Clone,
     S::Error: Display,
-    B: Body<Data = Bytes> + From<Bytes>,
-    B::Error: Display,
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
     ResB: Body<Data = Bytes>,
     ResB::Error: Display,
 {
@@ -95,15 +95,15 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let core = &self.core;
         if !core.is_recording() {
-            return ResponseFuture::passthrough(self.inner.call(req));
+            return ResponseFuture::passthrough(self.inner.call(req.map(RequestBody::passthrough)));
         }
         core.mark_app_ready();
         if core.inbound_drop_matches(req.method(), req.uri(), req.headers()) {
             core.count_blocked();
-            return ResponseFuture::passthrough(self.inner.call(req));
+            return ResponseFuture::passthrough(self.inner.call(req.map(RequestBody::passthrough)));
         }
         if !core.sample_root() {
-            return ResponseFuture::passthrough(self.inner.call(req));
+            return ResponseFuture::passthrough(self.inner.call(req.map(RequestBody::passthrough)));
         }
         let _capture = tracing::trace_span!("capture").entered();
         let inflight = ServerInFlight {
@@ -138,22 +138,25 @@ where
             request,
             request_body: Bytes::new(),
             request_oversize: false,
+            request_error: None,
             shortcut_allowed,
         };
         if shortcut_allowed && declared_len.is_some_and(|n| base64_len(n) > CAPTURE_LIMIT as u64) {
             // Certain to pass the size gate (§13.1): hand the body on untouched and record nothing of it.
             let mut pending = pending;
             pending.request_oversize = true;
-            let fut = context::scope(pending.inflight.ctx, inner.call(Request::from_parts(parts, body)));
+            let request = Request::from_parts(parts, RequestBody::passthrough(body));
+            let fut = context::scope(pending.inflight.ctx, inner.call(request));
             return ResponseFuture::calling(fut, pending);
         }
         ResponseFuture {
             state: State::Collecting {
-                body,
+                body: Some(body),
                 inner: Some(inner),
                 parts: Some(parts),
                 pending: Some(pending),
                 chunks: Chunks::default(),
+                trailers: None,
             },
         }
     }
@@ -165,6 +168,8 @@ struct Pending {
     request: RequestParts,
     request_body: Bytes,
     request_oversize: bool,
+    /// The request body failed while it was collected: the span ends as an error (and is not exported).
+    request_error: Option<String>,
     shortcut_allowed: bool,
 }
 
@@ -199,6 +204,10 @@ impl Chunks {
             }
             (_, Some(buf)) => buf.extend_from_slice(&data),
         }
+    }
+
+    fn len(&self) -> usize {
+        self.first.as_ref().map_or(0, Bytes::len) + self.rest.as_ref().map_or(0, BytesMut::len)
     }
 
     fn take(&mut self) -> Bytes {
@@ -375,8 +384,8 @@ pin_project! {
     enum State<S, B, F> {
         Passthrough { #[pin] fut: F },
         Collecting {
-            #[pin]
-            body: B,
+            body: Option<B>,
+            trailers: Option<http::HeaderMap>,
             inner: Option<S>,
             parts: Option<http::request::Parts>,
             pending: Option<Pending>,
@@ -410,10 +419,10 @@ impl<S, B, F> ResponseFuture<S, B, F> {
 
 impl<S, B, ResB> Future for ResponseFuture<S, B, S::Future>
 where
-    S: Service<Request<B>, Response = Response<ResB>>,
+    S: Service<Request<RequestBody<B>>, Response = Response<ResB>>,
     S::Error: Display,
-    B: Body<Data = Bytes> + From<Bytes>,
-    B::Error: Display,
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
     ResB: Body<Data = Bytes>,
 {
     type Output = Result<Response<CaptureBody<ResB>>, S::Error>;
@@ -425,40 +434,60 @@ where
                     return fut.poll(cx).map(|r| r.map(|resp| resp.map(CaptureBody::passthrough)));
                 }
                 StateProj::Collecting {
-                    mut body,
+                    body,
+                    trailers,
                     inner,
                     parts,
                     pending,
                     chunks,
                 } => {
-                    loop {
-                        match ready!(body.as_mut().poll_frame(cx)) {
-                            None => break,
-                            Some(Ok(frame)) => {
-                                // Request trailers are not recorded (and not rebuilt for the app).
-                                if let Ok(data) = frame.into_data() {
+                    let Some(shortcut_allowed) = pending.as_ref().map(|p| p.shortcut_allowed) else {
+                        invalid_state()
+                    };
+                    let Some(source) = body.as_mut() else { invalid_state() };
+                    let ended = loop {
+                        match ready!(Pin::new(&mut *source).poll_frame(cx)) {
+                            None => break Collected::Whole,
+                            Some(Ok(frame)) => match frame.into_data() {
+                                Ok(data) => {
                                     chunks.push(data);
+                                    if shortcut_allowed && base64_len(chunks.len() as u64) > CAPTURE_LIMIT as u64 {
+                                        // Certain to pass the size gate (§13.1): stop buffering; the app gets
+                                        // what was read, then the rest of the body as it arrives.
+                                        break Collected::Oversize;
+                                    }
                                 }
-                            }
-                            Some(Err(e)) => {
-                                tracing::debug!(error = %e, "inbound request body failed while it was collected");
-                                break;
-                            }
+                                Err(frame) => {
+                                    if let Ok(t) = frame.into_trailers() {
+                                        *trailers = Some(t);
+                                    }
+                                }
+                            },
+                            Some(Err(e)) => break Collected::Failed(e.into()),
                         }
-                    }
-                    let (Some(mut inner), Some(parts), Some(mut pending)) =
-                        (inner.take(), parts.take(), pending.take())
+                    };
+                    let (Some(mut inner), Some(parts), Some(mut pending), Some(source)) =
+                        (inner.take(), parts.take(), pending.take(), body.take())
                     else {
                         invalid_state()
                     };
                     let bytes = chunks.take();
-                    let oversize = pending.shortcut_allowed && base64_len(bytes.len() as u64) > CAPTURE_LIMIT as u64;
-                    pending.request_oversize = oversize;
-                    pending.request_body = if oversize { Bytes::new() } else { bytes.clone() };
-                    let fut = context::scope(
-                        pending.inflight.ctx,
-                        inner.call(Request::from_parts(parts, B::from(bytes))),
-                    );
+                    let app_body = match ended {
+                        Collected::Whole => {
+                            pending.request_body = bytes.clone();
+                            RequestBody::replay(bytes, trailers.take(), None)
+                        }
+                        Collected::Failed(error) => {
+                            pending.request_error = Some(error.to_string());
+                            pending.request_body = bytes.clone();
+                            RequestBody::replay(bytes, None, Some(error))
+                        }
+                        Collected::Oversize => {
+                            pending.request_oversize = true;
+                            RequestBody::chain(bytes, source)
+                        }
+                    };
+                    let fut = context::scope(pending.inflight.ctx, inner.call(Request::from_parts(parts, app_body)));
                     self.as_mut().project().state.set(State::Calling {
                         fut,
                         pending: Some(pending),
@@ -492,6 +521,7 @@ fn respond<ResB, E: Display>(
         request,
         request_body,
         request_oversize,
+        request_error,
         ..
     } = pending;
     let mut exchange = Box::new(ServerExchange {
@@ -507,7 +537,7 @@ fn respond<ResB, E: Display>(
         response_headers: Vec::new(),
         response_body: Vec::new(),
         response_oversize: false,
-        error: None,
+        error: request_error,
     });
     match result {
         Ok(response) => {
@@ -551,5 +581,120 @@ mod tests {
         assert_eq!(base64_len(3), 4);
         assert_eq!(base64_len(4), 8);
         assert_eq!(base64_len(u64::MAX - 2), u64::MAX);
+    }
+}
+
+/// How collecting a request body ended.
+enum Collected {
+    Whole,
+    Oversize,
+    Failed(BoxError),
+}
+
+/// The error type of [`RequestBody`]: boxed, as hyper and axum box body errors.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The request body the app receives through the layer.
+///
+/// For a request that is not recorded, the original body, frame for frame. For a recorded one, the bytes the layer
+/// collected before the handler ran, then the original's trailers or the error it failed with; or, when capture
+/// stopped at the size gate, the bytes read so far followed by the rest of the original body.
+#[derive(Debug)]
+pub struct RequestBody<B> {
+    state: Replay<B>,
+}
+
+#[derive(Debug)]
+enum Replay<B> {
+    Passthrough(B),
+    Collected {
+        data: Option<Bytes>,
+        trailers: Option<http::HeaderMap>,
+        error: Option<BoxError>,
+    },
+    Chain {
+        prefix: Option<Bytes>,
+        rest: B,
+    },
+}
+
+impl<B> RequestBody<B> {
+    fn passthrough(body: B) -> Self {
+        RequestBody {
+            state: Replay::Passthrough(body),
+        }
+    }
+
+    fn replay(data: Bytes, trailers: Option<http::HeaderMap>, error: Option<BoxError>) -> Self {
+        RequestBody {
+            state: Replay::Collected {
+                data: (!data.is_empty()).then_some(data),
+                trailers,
+                error,
+            },
+        }
+    }
+
+    fn chain(prefix: Bytes, rest: B) -> Self {
+        RequestBody {
+            state: Replay::Chain {
+                prefix: (!prefix.is_empty()).then_some(prefix),
+                rest,
+            },
+        }
+    }
+}
+
+impl<B> Body for RequestBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().state {
+            Replay::Passthrough(body) => Pin::new(body).poll_frame(cx).map(|f| f.map(|r| r.map_err(Into::into))),
+            Replay::Collected { data, trailers, error } => Poll::Ready(if let Some(d) = data.take() {
+                Some(Ok(Frame::data(d)))
+            } else if let Some(e) = error.take() {
+                Some(Err(e))
+            } else {
+                trailers.take().map(|t| Ok(Frame::trailers(t)))
+            }),
+            Replay::Chain { prefix, rest } => match prefix.take() {
+                Some(p) => Poll::Ready(Some(Ok(Frame::data(p)))),
+                None => Pin::new(rest).poll_frame(cx).map(|f| f.map(|r| r.map_err(Into::into))),
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.state {
+            Replay::Passthrough(body) => body.is_end_stream(),
+            Replay::Collected { data, trailers, error } => data.is_none() && trailers.is_none() && error.is_none(),
+            Replay::Chain { prefix, rest } => prefix.is_none() && rest.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.state {
+            Replay::Passthrough(body) => body.size_hint(),
+            Replay::Collected { data, error: None, .. } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            Replay::Collected { .. } => SizeHint::default(),
+            Replay::Chain { prefix, rest } => {
+                let extra = prefix.as_ref().map_or(0, |p| p.len() as u64);
+                let inner = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(inner.lower().saturating_add(extra));
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper.saturating_add(extra));
+                }
+                hint
+            }
+        }
     }
 }

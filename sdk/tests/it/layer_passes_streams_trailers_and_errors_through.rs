@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use axum::body::Body as AxumBody;
 use base64::Engine as _;
 use bytes::Bytes;
-use drift_sdk::{Drift, DriftService, InMemorySpans, Mode};
+use drift_sdk::{Drift, DriftService, InMemorySpans, Mode, RequestBody};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
@@ -48,7 +48,7 @@ struct App {
     answer: fn() -> Vec<Result<Frame<Bytes>, std::io::Error>>,
 }
 
-impl Service<Request<AxumBody>> for App {
+impl Service<Request<RequestBody<AxumBody>>> for App {
     type Response = Response<Frames>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Frames>, Infallible>> + Send>>;
@@ -57,7 +57,7 @@ impl Service<Request<AxumBody>> for App {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<AxumBody>) -> Self::Future {
+    fn call(&mut self, req: Request<RequestBody<AxumBody>>) -> Self::Future {
         let seen = self.seen.clone();
         let frames = (self.answer)();
         Box::pin(async move {
