@@ -32,8 +32,8 @@ use crate::record::{HeaderList, Payload, ServerExchange, SpanRecord, header_list
 pub struct RemoteAddr(pub SocketAddr);
 
 /// The inbound layer. Put it outermost, so it sees the URI as received: `router.layer(drift.layer())`, or
-/// `ServiceBuilder::new().layer(drift.layer()).service(svc)` for any tower service whose request body type can be
-/// rebuilt from `Bytes` (axum's `Body`, `http_body_util::Full<Bytes>`).
+/// `ServiceBuilder::new().layer(drift.layer()).service(svc)` for any tower or hyper service whose request body is
+/// `Unpin` (axum's `Body`, hyper's `Incoming`, `Full<Bytes>`). The app then receives a [`RequestBody`] wrapping it.
 #[derive(Clone)]
 pub struct DriftLayer {
     core: Arc<Core>,

@@ -45,6 +45,8 @@ fn trailers() -> HeaderMap {
 #[derive(Clone)]
 struct App {
     seen: Arc<Mutex<Vec<u8>>>,
+    /// What else the handler saw at the end of the request body: its trailers, or its error.
+    seen_end: Arc<Mutex<Option<String>>>,
     answer: fn() -> Vec<Result<Frame<Bytes>, std::io::Error>>,
 }
 
@@ -59,10 +61,20 @@ impl Service<Request<RequestBody<AxumBody>>> for App {
 
     fn call(&mut self, req: Request<RequestBody<AxumBody>>) -> Self::Future {
         let seen = self.seen.clone();
+        let seen_end = self.seen_end.clone();
         let frames = (self.answer)();
         Box::pin(async move {
-            let body = req.into_body().collect().await.unwrap().to_bytes();
-            seen.lock().unwrap().extend_from_slice(&body);
+            let mut body = req.into_body();
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(f) if f.is_data() => seen.lock().unwrap().extend_from_slice(&f.into_data().unwrap()),
+                    Ok(f) => *seen_end.lock().unwrap() = Some(format!("trailers {:?}", f.into_trailers().unwrap())),
+                    Err(e) => {
+                        *seen_end.lock().unwrap() = Some(format!("error {e}"));
+                        break;
+                    }
+                }
+            }
             Ok(Response::builder()
                 .header("content-type", "application/json")
                 .body(Frames(frames.into()))
@@ -73,7 +85,13 @@ impl Service<Request<RequestBody<AxumBody>>> for App {
 
 fn setup(
     answer: fn() -> Vec<Result<Frame<Bytes>, std::io::Error>>,
-) -> (Drift, InMemorySpans, DriftService<App>, Arc<Mutex<Vec<u8>>>) {
+) -> (
+    Drift,
+    InMemorySpans,
+    DriftService<App>,
+    Arc<Mutex<Vec<u8>>>,
+    Arc<Mutex<Option<String>>>,
+) {
     let spans = InMemorySpans::new();
     let drift = Drift::builder()
         .mode(Mode::Record)
@@ -82,14 +100,14 @@ fn setup(
         .init()
         .unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let svc = tower_layer::Layer::layer(
-        &drift.layer(),
-        App {
-            seen: seen.clone(),
-            answer,
-        },
-    );
-    (drift, spans, svc, seen)
+    let seen_end = Arc::new(Mutex::new(None));
+    let app = App {
+        seen: seen.clone(),
+        seen_end: seen_end.clone(),
+        answer,
+    };
+    let svc = tower_layer::Layer::layer(&drift.layer(), app);
+    (drift, spans, svc, seen, seen_end)
 }
 
 fn request(uri: &str, host: Option<&str>, body: Vec<Result<Frame<Bytes>, std::io::Error>>) -> Request<AxumBody> {
@@ -108,7 +126,7 @@ fn b64(v: &drift_sdk::json::Value) -> Vec<u8> {
 
 #[tokio::test]
 async fn frames_and_trailers_pass_through_and_are_recorded() {
-    let (drift, spans, mut svc, seen) = setup(|| vec![data("{\"a\":"), data("1}"), Ok(Frame::trailers(trailers()))]);
+    let (drift, spans, mut svc, seen, _) = setup(|| vec![data("{\"a\":"), data("1}"), Ok(Frame::trailers(trailers()))]);
     let req = request(
         "/api/echo?x=1",
         Some("example.test:8080"),
@@ -151,7 +169,7 @@ async fn frames_and_trailers_pass_through_and_are_recorded() {
 #[tokio::test]
 async fn no_host_header_and_no_authority_means_localhost() {
     // S2
-    let (drift, spans, mut svc, _) = setup(|| vec![data("{}")]);
+    let (drift, spans, mut svc, _, _) = setup(|| vec![data("{}")]);
     let resp = svc.call(request("/p", None, vec![])).await.unwrap();
     resp.into_body().collect().await.unwrap();
     drift.shutdown();
@@ -163,7 +181,7 @@ async fn no_host_header_and_no_authority_means_localhost() {
 
 #[tokio::test]
 async fn a_body_error_reaches_the_client_and_discards_the_span() {
-    let (drift, spans, mut svc, _) =
+    let (drift, spans, mut svc, _, _) =
         setup(|| vec![data("{\"partial\":"), Err(std::io::Error::other("upstream reset"))]);
     let resp = svc.call(request("/api/stream", Some("h"), vec![])).await.unwrap();
     let mut body = resp.into_body();
@@ -185,7 +203,7 @@ async fn a_body_error_reaches_the_client_and_discards_the_span() {
 
 #[tokio::test]
 async fn a_response_dropped_early_still_ends_its_span() {
-    let (drift, spans, mut svc, _) = setup(|| vec![data("{\"first\":"), data("\"frame\"}")]);
+    let (drift, spans, mut svc, _, _) = setup(|| vec![data("{\"first\":"), data("\"frame\"}")]);
     let resp = svc.call(request("/api/stream", Some("h"), vec![])).await.unwrap();
     let mut body = resp.into_body();
     body.frame().await.unwrap().unwrap();
@@ -199,4 +217,71 @@ async fn a_response_dropped_early_still_ends_its_span() {
         b"{\"first\":",
         "with the bytes seen so far"
     );
+}
+
+#[tokio::test]
+async fn request_trailers_reach_the_handler() {
+    let (drift, spans, mut svc, seen, seen_end) = setup(|| vec![data("{}")]);
+    let req = request(
+        "/api/upload",
+        Some("h"),
+        vec![data("ab"), Ok(Frame::trailers(trailers()))],
+    );
+    svc.call(req).await.unwrap().into_body().collect().await.unwrap();
+    drift.shutdown();
+    assert_eq!(seen.lock().unwrap().as_slice(), b"ab");
+    let end = seen_end.lock().unwrap().clone().unwrap_or_default();
+    assert!(end.starts_with("trailers") && end.contains("abc123"), "{end}");
+    assert_eq!(spans.len(), 1);
+}
+
+#[tokio::test]
+async fn a_request_body_error_reaches_the_handler_and_discards_the_span() {
+    let (drift, spans, mut svc, seen, seen_end) = setup(|| vec![data("{}")]);
+    let req = request(
+        "/api/upload",
+        Some("h"),
+        vec![data("par"), Err(std::io::Error::other("client reset"))],
+    );
+    svc.call(req).await.unwrap().into_body().collect().await.unwrap();
+    drift.shutdown();
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        b"par",
+        "the handler gets the bytes that arrived"
+    );
+    assert_eq!(
+        seen_end.lock().unwrap().as_deref(),
+        Some("error client reset"),
+        "then the same error"
+    );
+    assert!(spans.is_empty(), "a request whose body failed is not a test case");
+    assert_eq!(drift.stats().blocked, 1);
+}
+
+#[tokio::test]
+async fn a_large_body_without_content_length_is_not_buffered_and_not_recorded() {
+    // §13.1: collection stops once the gate is certain; the handler still gets every byte, in order.
+    const CHUNK: usize = 64 * 1024;
+    let (drift, spans, mut svc, seen, _) = setup(|| vec![data("{}")]);
+    let frames: Vec<_> = (0..16u8)
+        .map(|i| Ok(Frame::data(Bytes::from(vec![b'a' + i; CHUNK]))))
+        .collect();
+    svc.call(request("/api/upload", Some("h"), frames))
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
+    drift.shutdown();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 16 * CHUNK);
+    assert!(
+        seen.chunks(CHUNK)
+            .enumerate()
+            .all(|(i, c)| c.iter().all(|&b| b == b'a' + i as u8))
+    );
+    assert!(spans.is_empty());
+    assert_eq!(drift.stats().blocked, 1);
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod a_plain_hyper_service_is_recorded;
 mod adaptive_sampling_sheds_load;
 mod api_export_through_the_builder;
 mod disabled_and_unsampled_requests_pass_through;
