@@ -19,6 +19,11 @@ use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use tower_service::Service;
 
+/// The request body bytes the handler read.
+type SeenBytes = Arc<Mutex<Vec<u8>>>;
+/// How the handler's request body ended: its trailers or its error.
+type SeenEnd = Arc<Mutex<Option<String>>>;
+
 /// A body that yields the frames it was given, then ends.
 struct Frames(VecDeque<Result<Frame<Bytes>, std::io::Error>>);
 
@@ -85,13 +90,7 @@ impl Service<Request<RequestBody<AxumBody>>> for App {
 
 fn setup(
     answer: fn() -> Vec<Result<Frame<Bytes>, std::io::Error>>,
-) -> (
-    Drift,
-    InMemorySpans,
-    DriftService<App>,
-    Arc<Mutex<Vec<u8>>>,
-    Arc<Mutex<Option<String>>>,
-) {
+) -> (Drift, InMemorySpans, DriftService<App>, SeenBytes, SeenEnd) {
     let spans = InMemorySpans::new();
     let drift = Drift::builder()
         .mode(Mode::Record)
