@@ -34,6 +34,7 @@ pub(crate) struct Core {
     sampler: Sampler,
     transforms: Arc<Transforms>,
     inbound_body_rules: bool,
+    outbound_body_rules: bool,
     processor: Option<BatchProcessor>,
     counters: Arc<Counters>,
 }
@@ -66,6 +67,11 @@ impl Core {
 
     pub(crate) fn has_inbound_body_rules(&self) -> bool {
         self.inbound_body_rules
+    }
+
+    /// Whether an outbound `fullBody`/`jsonPath` rule exists (it acts on response bodies, §12.4).
+    pub(crate) fn has_outbound_body_rules(&self) -> bool {
+        self.outbound_body_rules
     }
 
     pub(crate) fn count_blocked(&self) {
@@ -327,6 +333,7 @@ fn start(settings: Settings, custom: Option<Box<dyn SpanExporter>>) -> Result<Dr
             ready: AtomicBool::new(false),
             sampler: Sampler::Fixed(0.0),
             inbound_body_rules: false,
+            outbound_body_rules: false,
             transforms,
             processor: None,
             counters,
@@ -380,6 +387,7 @@ fn start(settings: Settings, custom: Option<Box<dyn SpanExporter>>) -> Result<Dr
         ready: AtomicBool::new(false),
         sampler,
         inbound_body_rules: transforms.has_body_rules(Direction::Inbound),
+        outbound_body_rules: transforms.has_body_rules(Direction::Outbound),
         transforms,
         processor: Some(processor),
         counters,

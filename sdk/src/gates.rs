@@ -15,6 +15,17 @@ pub(crate) const CAPTURE_LIMIT: usize = SIZE_LIMIT - SIZE_OVERHEAD;
 /// Longer media types than this map to nothing (the longest in the tables has 73 bytes).
 const MEDIA_TYPE_MAX: usize = 96;
 
+/// The length of the standard base64 of `n` raw bytes. `n` can come from a client's Content-Length: it saturates
+/// rather than overflows.
+pub(crate) fn base64_len(n: u64) -> u64 {
+    n.div_ceil(3).saturating_mul(4)
+}
+
+/// Whether `n` raw bytes are certain to pass the size gate once stored as base64 (§13.1).
+pub(crate) fn certainly_oversize(n: u64) -> bool {
+    base64_len(n) > CAPTURE_LIMIT as u64
+}
+
 /// The media type of a `content-type` value: cut at the first `;`, trimmed, lower-cased into `buf` — no allocation,
 /// since the request thread checks it for every sampled response. `None` when it is not ASCII or too long to be
 /// in a table.

@@ -291,6 +291,8 @@ impl ExportWorker {
             let full = batch.len() == self.batch_size;
             self.export_batch(batch);
             self.counters.check_rates();
+            // A long backlog (or a slow sink) must not freeze adaptive sampling until it is drained.
+            self.update_sampling();
             if !full {
                 return;
             }

@@ -77,6 +77,8 @@ pub(crate) struct ClientExchange {
     /// The response's content type blocks the trace (§13.3): the decoded type's name. Kept apart from the
     /// outcome so that a response whose body then fails is still gated.
     pub response_blocked: Option<&'static str>,
+    /// A body passed the size gate during capture (§13.1 shortcut) and was not kept: the span is discarded.
+    pub oversize: bool,
     pub outcome: ClientOutcome,
 }
 

@@ -246,7 +246,7 @@ impl Cleaner {
             status_message,
             is_root_span: false,
             transform_metadata,
-            oversize: false,
+            oversize: x.oversize,
         }
     }
 

@@ -22,7 +22,7 @@ use tower_service::Service;
 
 use crate::context::{self, SpanContext};
 use crate::drift::Core;
-use crate::gates::{self, CAPTURE_LIMIT};
+use crate::gates::{self, CAPTURE_LIMIT, base64_len};
 use crate::ids::{SpanId, TraceId};
 use crate::record::{HeaderList, Payload, ServerExchange, SpanRecord, header_list};
 
@@ -233,12 +233,6 @@ fn remote_addr(ext: &http::Extensions) -> Option<SocketAddr> {
 fn reason_phrase(ext: &http::Extensions) -> Option<Bytes> {
     ext.get::<hyper::ext::ReasonPhrase>()
         .map(|r| Bytes::copy_from_slice(r.as_bytes()))
-}
-
-/// The length of the standard base64 of `n` bytes.
-fn base64_len(n: u64) -> u64 {
-    // `n` can come from a client's Content-Length: saturate rather than overflow.
-    n.div_ceil(3).saturating_mul(4)
 }
 
 /// A sampled request between `call` and the end of its response.

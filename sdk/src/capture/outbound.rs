@@ -90,14 +90,22 @@ impl Middleware for DriftMiddleware {
             });
             return Err(reqwest_middleware::Error::middleware(DroppedByTransform { url }));
         }
-        let (method, url, headers, body) = {
+        let (method, url, headers, body, oversize) = {
             let _capture = tracing::trace_span!("capture").entered();
-            let body = req.body().and_then(|b| b.as_bytes()).map(Bytes::copy_from_slice);
+            // No rule changes a client request body (§12.4), so one certain to pass the size gate is not copied.
+            let body = req.body().and_then(|b| b.as_bytes());
+            let oversize = body.is_some_and(|b| gates::certainly_oversize(b.len() as u64));
+            let body = if oversize {
+                None
+            } else {
+                body.map(Bytes::copy_from_slice)
+            };
             (
                 req.method().clone(),
                 req.url().clone(),
                 header_list(req.headers()),
                 body,
+                oversize,
             )
         };
         let exchange = Box::new(ClientExchange {
@@ -106,6 +114,7 @@ impl Middleware for DriftMiddleware {
             headers,
             body,
             response_blocked: None,
+            oversize,
             outcome: ClientOutcome::Failed {
                 name: "RequestError",
                 message: String::new(),
@@ -160,6 +169,7 @@ fn tap_response(response: Response, inflight: ClientInFlight, mut exchange: Box<
     exchange.response_blocked =
         gates::blocking_content_type(header_get(&headers, &http::header::CONTENT_TYPE).map(|v| v.as_bytes()));
     let keep_body = exchange.response_blocked.is_none();
+    let may_stop_early = !inflight.core.has_outbound_body_rules();
     let recording = ClientRecording {
         inflight: Some(inflight),
         exchange: Some(exchange),
@@ -167,6 +177,8 @@ fn tap_response(response: Response, inflight: ClientInFlight, mut exchange: Box<
         headers,
         frames: Vec::new(),
         keep_body,
+        may_stop_early,
+        size: 0,
     };
     let tapped = reqwest::Body::wrap(ClientBodyTap {
         inner: body,
@@ -223,6 +235,10 @@ struct ClientRecording {
     headers: HeaderList,
     frames: Vec<Bytes>,
     keep_body: bool,
+    /// No outbound body rule exists, so the response may stop being kept once it passes the size gate (§13.1).
+    may_stop_early: bool,
+    /// Raw response bytes seen.
+    size: u64,
 }
 
 impl ClientRecording {
@@ -242,6 +258,25 @@ impl ClientRecording {
             },
         };
         inflight.finish(Payload::Client(exchange));
+    }
+}
+
+impl ClientRecording {
+    fn on_data(&mut self, data: &Bytes) {
+        self.size += data.len() as u64;
+        if !self.keep_body {
+            return;
+        }
+        if self.may_stop_early && gates::certainly_oversize(self.size) {
+            // Certain to pass the size gate: stop keeping frames; the app still gets every byte.
+            self.keep_body = false;
+            self.frames = Vec::new();
+            if let Some(exchange) = self.exchange.as_mut() {
+                exchange.oversize = true;
+            }
+            return;
+        }
+        self.frames.push(data.clone());
     }
 }
 
@@ -270,8 +305,8 @@ impl Body for ClientBodyTap {
         if let Some(recording) = this.recording.as_mut() {
             match &polled {
                 Some(Ok(frame)) => {
-                    if let (true, Some(data)) = (recording.keep_body, frame.data_ref()) {
-                        recording.frames.push(data.clone());
+                    if let Some(data) = frame.data_ref() {
+                        recording.on_data(data);
                     }
                 }
                 Some(Err(e)) => {

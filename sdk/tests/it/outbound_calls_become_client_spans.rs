@@ -167,3 +167,51 @@ async fn calls_outside_requests_are_pre_app_start_roots_or_not_recorded() {
     let out = all[2].output_value.as_object().unwrap();
     assert_eq!(out.get("errorName").and_then(|v| v.as_str()), Some("ConnectError"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_upstream_response_reaches_the_app_and_blocks_the_trace() {
+    // §13.1 / §5.4: the CLIENT span passes the size gate, so its trace is blocked and the SERVER span that ends
+    // later is discarded too; the app still gets every byte.
+    const SIZE: usize = 1 << 20;
+    let upstream = Server::start(Router::new().route(
+        "/big",
+        get(|| async { ([("content-type", "application/json")], vec![b'7'; SIZE]) }),
+    ))
+    .await;
+    let spans = InMemorySpans::new();
+    let drift = Drift::builder()
+        .mode(Mode::Record)
+        .in_memory(spans.clone())
+        .env_vars(Vec::new())
+        .init()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/api/proxy",
+            get(|State((http, url)): State<(ClientWithMiddleware, String)>| async move {
+                let body = http.get(url).send().await.unwrap().bytes().await.unwrap();
+                assert!(body.iter().all(|&b| b == b'7'));
+                body.len().to_string()
+            }),
+        )
+        .with_state((client(&drift), upstream.url("/big")))
+        .layer(drift.layer());
+    let server = Server::start(app).await;
+    let answer = reqwest::get(server.url("/api/proxy"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(answer, SIZE.to_string());
+    server.stop().await;
+    upstream.stop().await;
+    drift.shutdown();
+    assert!(
+        spans.is_empty(),
+        "{:?}",
+        spans.all().iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    let stats = drift.stats();
+    assert_eq!((stats.recorded, stats.blocked), (2, 2), "{stats:?}");
+}
