@@ -17,6 +17,7 @@ async fn upstream() -> Server {
             "/upstream/items",
             post(|| async { axum::Json(json!({"id": 7, "ok": true})) }),
         )
+        .route("/upstream/empty", get(|| async { "" }))
         .route(
             "/upstream/missing",
             get(|| async { (axum::http::StatusCode::NOT_FOUND, axum::Json(json!({"error": "nope"}))) }),
@@ -138,6 +139,14 @@ async fn calls_outside_requests_are_pre_app_start_roots_or_not_recorded() {
     // S12: a connect failure.
     let err = http.get("http://127.0.0.1:9/nothing").send().await.unwrap_err();
     assert!(err.is_connect());
+    // S13: an empty response body.
+    http.get(upstream.url("/upstream/empty"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     drift.mark_app_ready();
     // S8: after readiness, outside any request: passes through unrecorded.
     http.post(upstream.url("/upstream/items"))
@@ -151,7 +160,7 @@ async fn calls_outside_requests_are_pre_app_start_roots_or_not_recorded() {
     drift.shutdown();
 
     let all = spans.all();
-    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_eq!(all.len(), 4, "{all:#?}");
     for s in &all {
         assert!(s.is_pre_app_start);
         assert!(!s.is_root_span, "a parentless pre-app-start call is not a root span");
@@ -166,6 +175,17 @@ async fn calls_outside_requests_are_pre_app_start_roots_or_not_recorded() {
     assert_eq!(all[2].status_code, 2);
     let out = all[2].output_value.as_object().unwrap();
     assert_eq!(out.get("errorName").and_then(|v| v.as_str()), Some("ConnectError"));
+    // S10: `query` is `{}` without a query; a request with no body has no `body` key.
+    let input = all[0].input_value.as_object().unwrap();
+    assert_eq!(
+        input.get("query"),
+        Some(&drift_sdk::json::Value::Object(Default::default()))
+    );
+    assert!(input.get("body").is_none());
+    // S13: an empty response body is recorded as "" with size 0.
+    let out = all[3].output_value.as_object().unwrap();
+    assert_eq!(out.get("body").and_then(|v| v.as_str()), Some(""));
+    assert_eq!(out.get("bodySize"), Some(&drift_sdk::json::Value::Int(0)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
