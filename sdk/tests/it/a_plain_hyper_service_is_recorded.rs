@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use drift_sdk::{Drift, InMemorySpans, Mode, RemoteAddr, RequestBody};
+use drift_sdk::{RemoteAddr, RequestBody};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -46,13 +46,7 @@ impl Service<Request<RequestBody<Incoming>>> for Echo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_hyper_service_is_recorded() {
-    let spans = InMemorySpans::new();
-    let drift = Drift::builder()
-        .mode(Mode::Record)
-        .in_memory(spans.clone())
-        .env_vars(Vec::new())
-        .init()
-        .unwrap();
+    let (drift, spans) = crate::support::record_in_memory();
     let svc = tower_layer::Layer::layer(&drift.layer(), Echo);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use axum::body::Body as AxumBody;
 use base64::Engine as _;
 use bytes::Bytes;
-use drift_sdk::{Drift, DriftService, InMemorySpans, Mode, RequestBody};
+use drift_sdk::{Drift, DriftService, InMemorySpans, RequestBody};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
@@ -91,13 +91,7 @@ impl Service<Request<RequestBody<AxumBody>>> for App {
 fn setup(
     answer: fn() -> Vec<Result<Frame<Bytes>, std::io::Error>>,
 ) -> (Drift, InMemorySpans, DriftService<App>, SeenBytes, SeenEnd) {
-    let spans = InMemorySpans::new();
-    let drift = Drift::builder()
-        .mode(Mode::Record)
-        .in_memory(spans.clone())
-        .env_vars(Vec::new())
-        .init()
-        .unwrap();
+    let (drift, spans) = crate::support::record_in_memory();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen_end = Arc::new(Mutex::new(None));
     let app = App {

@@ -5,7 +5,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
-use drift_sdk::{Drift, InMemorySpans, Mode};
+use drift_sdk::{Drift, Mode};
 use reqwest_middleware::ClientWithMiddleware;
 use serde_json::{Value, json};
 
@@ -111,13 +111,7 @@ async fn outbound_calls_become_client_spans() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_outside_requests_are_pre_app_start_roots_or_not_recorded() {
-    let spans = InMemorySpans::new();
-    let drift = Drift::builder()
-        .mode(Mode::Record)
-        .in_memory(spans.clone())
-        .env_vars(Vec::new())
-        .init()
-        .unwrap();
+    let (drift, spans) = crate::support::record_in_memory();
     let upstream = upstream().await;
     let http = client(&drift);
     // S9: before readiness, with no inbound span.
@@ -198,13 +192,7 @@ async fn a_large_upstream_response_reaches_the_app_and_blocks_the_trace() {
         get(|| async { ([("content-type", "application/json")], vec![b'7'; SIZE]) }),
     ))
     .await;
-    let spans = InMemorySpans::new();
-    let drift = Drift::builder()
-        .mode(Mode::Record)
-        .in_memory(spans.clone())
-        .env_vars(Vec::new())
-        .init()
-        .unwrap();
+    let (drift, spans) = crate::support::record_in_memory();
     let app = Router::new()
         .route(
             "/api/proxy",

@@ -48,6 +48,18 @@ pub fn seed_router() -> Router {
         )
 }
 
+/// An SDK in record mode with an in-memory sink and no environment, and the sink's span list.
+pub fn record_in_memory() -> (drift_sdk::Drift, drift_sdk::InMemorySpans) {
+    let spans = drift_sdk::InMemorySpans::new();
+    let drift = drift_sdk::Drift::builder()
+        .mode(drift_sdk::Mode::Record)
+        .in_memory(spans.clone())
+        .env_vars(Vec::new())
+        .init()
+        .unwrap();
+    (drift, spans)
+}
+
 /// A running server; dropping it does not stop it, `stop` does (gracefully).
 pub struct Server {
     pub addr: SocketAddr,
