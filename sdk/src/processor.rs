@@ -361,24 +361,30 @@ mod tests {
     impl SpanExporter for Counting {
         fn export(&mut self, batch: Vec<CleanSpan>) -> ExportOutcome {
             self.calls.fetch_add(1, Relaxed);
-            ExportOutcome {
-                exported: batch.len() as u64,
-                failed: 0,
-            }
+            all_exported(&batch)
         }
     }
 
-    fn start(capacity: usize, batch: usize, delay: Duration, sink: Counting) -> (BatchProcessor, Arc<Counters>) {
+    /// A processor whose export thread wakes only for a full batch, a flush or shutdown.
+    fn start(capacity: usize, batch: usize, sink: impl SpanExporter + 'static) -> (BatchProcessor, Arc<Counters>) {
         let counters = Arc::new(Counters::default());
         let cleaner = Cleaner::new(Arc::new(Transforms::default()), "development");
         let cfg = ExportThreadConfig {
             queue_capacity: capacity,
             batch_size: batch,
-            scheduled_delay: delay,
+            scheduled_delay: Duration::from_secs(3600),
             flush_timeout: Duration::from_secs(10),
         };
         let p = BatchProcessor::start(cfg, None, cleaner, Box::new(sink), counters.clone()).unwrap();
         (p, counters)
+    }
+
+    /// Every span of `batch` exported.
+    fn all_exported(batch: &[CleanSpan]) -> ExportOutcome {
+        ExportOutcome {
+            exported: batch.len() as u64,
+            failed: 0,
+        }
     }
 
     fn record() -> SpanRecord {
@@ -389,7 +395,7 @@ mod tests {
     fn batch_size_one_exports_each_record_in_its_own_call() {
         // F5
         let sink = Counting::default();
-        let (p, counters) = start(16, 1, Duration::from_secs(3600), sink.clone());
+        let (p, counters) = start(16, 1, sink.clone());
         p.on_end(record());
         p.on_end(record());
         assert!(p.flush());
@@ -407,10 +413,7 @@ mod tests {
     impl SpanExporter for Gated {
         fn export(&mut self, batch: Vec<CleanSpan>) -> ExportOutcome {
             let _ = self.gate.recv();
-            ExportOutcome {
-                exported: batch.len() as u64,
-                failed: 0,
-            }
+            all_exported(&batch)
         }
     }
 
@@ -418,15 +421,7 @@ mod tests {
     fn a_full_queue_refuses_the_new_record_without_blocking_and_counts_it() {
         // F6, scaled down to a queue of 4.
         let (release, gate) = crossbeam_channel::bounded::<()>(0);
-        let counters = Arc::new(Counters::default());
-        let cleaner = Cleaner::new(Arc::new(Transforms::default()), "development");
-        let cfg = ExportThreadConfig {
-            queue_capacity: 4,
-            batch_size: 4,
-            scheduled_delay: Duration::from_secs(3600),
-            flush_timeout: Duration::from_secs(10),
-        };
-        let p = BatchProcessor::start(cfg, None, cleaner, Box::new(Gated { gate }), counters.clone()).unwrap();
+        let (p, counters) = start(4, 4, Gated { gate });
         for _ in 0..4 {
             p.on_end(record()); // the fourth fills a batch and wakes the thread, which blocks in the sink
         }
@@ -462,23 +457,13 @@ mod tests {
     impl SpanExporter for Slow {
         fn export(&mut self, batch: Vec<CleanSpan>) -> ExportOutcome {
             thread::sleep(Duration::from_millis(150));
-            ExportOutcome {
-                exported: batch.len() as u64,
-                failed: 0,
-            }
+            all_exported(&batch)
         }
     }
 
     fn slow_processor() -> (Arc<BatchProcessor>, Arc<Counters>) {
-        let counters = Arc::new(Counters::default());
-        let cleaner = Cleaner::new(Arc::new(Transforms::default()), "development");
-        let cfg = ExportThreadConfig {
-            queue_capacity: 16,
-            batch_size: 2,
-            scheduled_delay: Duration::from_secs(3600),
-            flush_timeout: Duration::from_secs(10),
-        };
-        let p = Arc::new(BatchProcessor::start(cfg, None, cleaner, Box::new(Slow), counters.clone()).unwrap());
+        let (p, counters) = start(16, 2, Slow);
+        let p = Arc::new(p);
         for _ in 0..6 {
             p.on_end(record());
         }
@@ -519,7 +504,7 @@ mod tests {
 
     #[test]
     fn records_after_shutdown_are_dropped_and_counted() {
-        let (p, counters) = start(16, 4, Duration::from_secs(3600), Counting::default());
+        let (p, counters) = start(16, 4, Counting::default());
         p.on_end(record());
         p.shutdown();
         p.shutdown(); // F12: idempotent

@@ -7,16 +7,21 @@ use drift_sdk::{Drift, Mode};
 
 use crate::support::{Server, read_trace_files, seed_router, send_seed_mix};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_writes_every_accepted_span() {
-    let dir = tempfile::tempdir().unwrap();
-    let drift = Drift::builder()
+/// An SDK writing trace files into `dir` only when a batch fills, on flush, or at shutdown.
+fn recording_to(dir: &std::path::Path) -> Drift {
+    Drift::builder()
         .mode(Mode::Record)
-        .traces_dir(dir.path())
+        .traces_dir(dir)
         .env_vars(Vec::new())
         .scheduled_delay(Duration::from_secs(3600))
         .init()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_writes_every_accepted_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let drift = recording_to(dir.path());
     assert!(drift.flush(), "F12: flush before any span returns at once");
     let server = Server::start(seed_router().layer(drift.layer())).await;
     send_seed_mix(&server, 45).await;
@@ -38,13 +43,7 @@ async fn shutdown_writes_every_accepted_span() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_writes_what_was_recorded_before_it() {
     let dir = tempfile::tempdir().unwrap();
-    let drift = Drift::builder()
-        .mode(Mode::Record)
-        .traces_dir(dir.path())
-        .env_vars(Vec::new())
-        .scheduled_delay(Duration::from_secs(3600))
-        .init()
-        .unwrap();
+    let drift = recording_to(dir.path());
     let server = Server::start(seed_router().layer(drift.layer())).await;
     send_seed_mix(&server, 6).await;
     assert!(drift.flush());
@@ -56,13 +55,7 @@ async fn flush_writes_what_was_recorded_before_it() {
 async fn dropping_the_last_handle_shuts_down_and_writes_everything() {
     // §10.4: dropping the last SDK handle performs shutdown().
     let dir = tempfile::tempdir().unwrap();
-    let drift = Drift::builder()
-        .mode(Mode::Record)
-        .traces_dir(dir.path())
-        .env_vars(Vec::new())
-        .scheduled_delay(Duration::from_secs(3600))
-        .init()
-        .unwrap();
+    let drift = recording_to(dir.path());
     let server = Server::start(seed_router().layer(drift.layer())).await;
     send_seed_mix(&server, 5).await;
     server.stop().await; // drops the router, and with it the layer's handle
