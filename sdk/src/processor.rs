@@ -38,7 +38,6 @@ pub(crate) struct BatchProcessor {
     accepting: AtomicBool,
     shutdown_lock: Mutex<()>,
     wake_pending: Arc<AtomicBool>,
-    queue_full_warned: AtomicBool,
     batch_size: usize,
     flush_timeout: Duration,
     counters: Arc<Counters>,
@@ -94,7 +93,6 @@ impl BatchProcessor {
             accepting: AtomicBool::new(true),
             shutdown_lock: Mutex::new(()),
             wake_pending,
-            queue_full_warned: AtomicBool::new(false),
             batch_size: cfg.batch_size,
             flush_timeout: cfg.flush_timeout,
             counters,
@@ -115,11 +113,12 @@ impl BatchProcessor {
                 if self.queue.len() >= self.batch_size && !self.wake_pending.swap(true, SeqCst) {
                     self.exporter_thread.unpark();
                 }
-                warn_once(&self.queue_full_warned, false, || {}); // re-arm the queue-full warning
             }
             Err(TrySendError::Full(_)) => {
                 self.counters.dropped.fetch_add(1, Relaxed);
-                warn_once(&self.queue_full_warned, true, || {
+                // Re-armed by the export thread once the queue has drained below 80 %: under sustained overload
+                // the queue refills between batches, and one warning is enough.
+                warn_once(&self.counters.queue_full_warned, true, || {
                     tracing::warn!("drift-sdk export queue is full: dropping spans (counted in stats().dropped)")
                 });
             }
@@ -263,6 +262,9 @@ impl ExportWorker {
                 fill > 0.8,
                 || tracing::warn!(fill = %format!("{:.0}%", fill * 100.0), "drift-sdk export queue is over 80% full"),
             );
+            if fill <= 0.8 {
+                warn_once(&self.counters.queue_full_warned, false, || {}); // re-arm the queue-full warning
+            }
             self.update_sampling();
             self.drain();
             last_export = Instant::now();
@@ -448,6 +450,45 @@ mod tests {
             8,
             "F4: shutdown exports everything accepted"
         );
+    }
+
+    #[test]
+    fn the_queue_full_warning_stays_quiet_until_the_queue_drains() {
+        let (release, gate) = crossbeam_channel::bounded::<()>(0);
+        let (p, counters) = start(4, 4, Gated { gate });
+        for _ in 0..4 {
+            p.on_end(record());
+        }
+        let waited = Instant::now();
+        while p.queued() > 0 {
+            assert!(
+                waited.elapsed() < Duration::from_secs(10),
+                "the export thread never took the batch"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        for _ in 0..5 {
+            p.on_end(record()); // four accepted, the fifth refused: the warning fires
+        }
+        assert!(counters.queue_full_warned.load(Relaxed));
+        // Overload goes on: a record accepted in between must not re-arm it (it used to, and the warning repeated
+        // ten times a second).
+        assert!(release.send(()).is_ok(), "the export thread takes the next batch");
+        let waited = Instant::now();
+        while p.queued() > 0 {
+            assert!(waited.elapsed() < Duration::from_secs(10));
+            thread::sleep(Duration::from_millis(1));
+        }
+        p.on_end(record());
+        assert!(
+            counters.queue_full_warned.load(Relaxed),
+            "re-armed by an accepted record"
+        );
+        drop(release);
+        assert!(p.flush());
+        assert!(p.flush(), "a wake-up with the queue below 80 % re-arms it");
+        assert!(!counters.queue_full_warned.load(Relaxed));
+        p.shutdown();
     }
 
     /// Takes a while per batch, like a slow disk or API.

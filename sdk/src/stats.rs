@@ -30,6 +30,9 @@ pub(crate) struct Counters {
     pub blocked: AtomicU64,
     pub exported: AtomicU64,
     pub failed: AtomicU64,
+    /// Set when the request thread warned that the queue is full; cleared by the export thread when it sees the
+    /// queue below 80 %.
+    pub queue_full_warned: AtomicBool,
     drop_warned: AtomicBool,
     fail_warned: AtomicBool,
 }
