@@ -352,7 +352,10 @@ mod tests {
         check(&keys(&json["errors"]), "connection,status");
         check(&keys(&json["latency_us"]), "max,mean,min,p50,p90,p99,p999");
         check(&keys(&json["endpoints"][0]), "failed,latency_us,method,path,requests");
-        assert_eq!(json["errors"], serde_json::json!({"connection": 1, "status": {"500": 2}}));
+        assert_eq!(
+            json["errors"],
+            serde_json::json!({"connection": 1, "status": {"500": 2}})
+        );
         assert_eq!(json["duration_s"], serde_json::Value::Null);
         assert_eq!(json["iterations"], 500);
         assert_eq!(json["version"], 1);

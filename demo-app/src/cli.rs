@@ -42,9 +42,10 @@ pub struct Flags {
     #[arg(long, value_name = "DIR")]
     pub traces_dir: Option<PathBuf>,
 
-    /// Where the profiler's files and run.json are written (created if missing).
-    #[arg(long, env = "DEMO_APP_PROFILE_DIR", default_value = ".", value_name = "DIR")]
-    pub profile_dir: PathBuf,
+    /// Where the profiler's files and run.json (requests, CPU seconds, SDK counters) are written; created if
+    /// missing [default: the current directory in a profiler build, else nothing is written].
+    #[arg(long, env = "DEMO_APP_PROFILE_DIR", value_name = "DIR")]
+    pub profile_dir: Option<PathBuf>,
 
     /// CPU sampling frequency of the pprof build, 1 to 250 Hz. Above ~100 Hz the kernel tick caps what SIGPROF
     /// delivers, so counts become erratic; 99 Hz captures all of them.

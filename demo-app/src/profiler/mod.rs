@@ -51,8 +51,8 @@ pub const BUILT_WITH: Option<&str> = if cfg!(feature = "pprof") {
 /// What to profile and where to write.
 #[derive(Clone, Debug)]
 pub struct ProfilerOptions {
-    /// Where the files go; created if missing.
-    pub dir: PathBuf,
+    /// Where the files go; created if missing. `None`: the current directory in a profiler build, else no files.
+    pub dir: Option<PathBuf>,
     /// pprof's sampling frequency.
     pub hz: i32,
     /// Whether pprof samples the whole run (off when the on-demand endpoint owns the profiler).
@@ -63,7 +63,8 @@ pub struct ProfilerOptions {
 
 /// The running profiler; [`Profiler::finish`] writes its files.
 pub struct Profiler {
-    dir: PathBuf,
+    /// `None`: a build without a profiler and no `--profile-dir`, which writes nothing.
+    dir: Option<PathBuf>,
     started: Instant,
     #[cfg(feature = "pprof")]
     cpu: Option<pprof::WholeRun>,
@@ -97,13 +98,18 @@ impl Profiler {
     /// Creates the output directory, installs the log subscriber (with the timeline layer in a `timeline` build)
     /// and starts the build's profiler. Installs process-wide state: call once, from `main`.
     pub fn start(options: &ProfilerOptions) -> anyhow::Result<Profiler> {
-        std::fs::create_dir_all(&options.dir)
-            .with_context(|| format!("creating the profile directory {}", options.dir.display()))?;
+        let dir = options.dir.clone().or_else(|| BUILT_WITH.map(|_| PathBuf::from(".")));
+        if let Some(dir) = &dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the profile directory {}", dir.display()))?;
+        }
+        #[cfg(any(feature = "dhat-heap", feature = "timeline"))]
+        let out = dir.clone().unwrap_or_default();
         let logs = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_filter(options.log_level);
         #[cfg(feature = "timeline")]
-        let (timeline, timeline_layer) = timeline::Timeline::start(&options.dir);
+        let (timeline, timeline_layer) = timeline::Timeline::start(&out);
         #[cfg(not(feature = "timeline"))]
         let timeline_layer: Option<Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>> = None;
         tracing_subscriber::registry()
@@ -112,7 +118,7 @@ impl Profiler {
             .try_init()
             .context("installing the log subscriber")?;
         Ok(Profiler {
-            dir: options.dir.clone(),
+            dir,
             started: Instant::now(),
             #[cfg(feature = "pprof")]
             cpu: if options.whole_run {
@@ -121,7 +127,7 @@ impl Profiler {
                 None
             },
             #[cfg(feature = "dhat-heap")]
-            heap: heap::Heap::start(&options.dir),
+            heap: heap::Heap::start(&out),
             #[cfg(feature = "timeline")]
             timeline,
         })
@@ -129,6 +135,9 @@ impl Profiler {
 
     /// Stops the profiler and writes its files, then `run.json`. Returns every path written.
     pub fn finish(self, facts: &RunFacts) -> anyhow::Result<Vec<PathBuf>> {
+        let Some(dir) = &self.dir else {
+            return Ok(Vec::new());
+        };
         let wall_seconds = self.started.elapsed().as_secs_f64();
         #[allow(unused_mut)]
         let mut files = Vec::new();
@@ -138,7 +147,7 @@ impl Profiler {
         let usage = process_usage();
         #[cfg(feature = "pprof")]
         if let Some(cpu) = self.cpu {
-            let written = cpu.finish(&self.dir, facts)?;
+            let written = cpu.finish(dir, facts)?;
             extra.insert("pprof".into(), written.summary);
             files.extend(written.files);
         }
@@ -155,7 +164,7 @@ impl Profiler {
             "sdk": sdk_json(&facts.sdk),
             "profiler_output": Value::Object(extra),
         });
-        let path = self.dir.join("run.json");
+        let path = dir.join("run.json");
         write_json(&path, &run)?;
         files.push(path);
         Ok(files)

@@ -91,3 +91,22 @@ fn a_second_signal_exits_at_once_with_code_130() {
     assert!(long.join().unwrap().is_err(), "the in-flight request was cut");
     assert!(!dir.path().join("profile/run.json").exists());
 }
+
+#[cfg(not(any(feature = "pprof", feature = "dhat-heap", feature = "timeline")))]
+#[test]
+fn a_build_without_a_profiler_writes_nothing_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Binary::start(&[], dir.path());
+    assert_eq!(
+        app.listening["recording"], false,
+        "disabled unless TUSK_DRIFT_MODE or --mode say otherwise"
+    );
+    let (status, stopped) = app.stop_with(Signal::SIGTERM);
+    assert!(status.success());
+    assert_eq!(stopped["files"], serde_json::json!([]));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing in the working directory"
+    );
+}
