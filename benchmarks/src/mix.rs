@@ -261,12 +261,13 @@ impl Mix {
         Mix::new(name, entries).ok()
     }
 
-    /// A list of `[METHOD ]/path[=weight]` separated by commas.
+    /// A list of `[METHOD ]/path[=weight]` separated by commas. An item may also be a named mix with a weight
+    /// (`seed=9,calibrate=1`): each of its entries gets that weight.
     pub fn from_pairs(spec: &str) -> anyhow::Result<Mix> {
-        let entries = spec
-            .split(',')
-            .map(|item| parse_pair(item).with_context(|| format!("in mix {spec:?}")))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut entries = Vec::new();
+        for item in spec.split(',') {
+            entries.extend(parse_item(item).with_context(|| format!("in mix {spec:?}"))?);
+        }
         Mix::new(spec, entries)
     }
 
@@ -341,6 +342,26 @@ fn smooth_schedule(weights: &[u32]) -> Vec<u32> {
         schedule.push(best as u32);
     }
     schedule
+}
+
+/// One item of a list: a named mix with a weight, or an endpoint.
+fn parse_item(item: &str) -> anyhow::Result<Vec<Entry>> {
+    if let Some((name, weight)) = item.trim().rsplit_once('=')
+        && let Some(mix) = Mix::named(name.trim())
+    {
+        let weight = parse_weight(weight.trim(), name)?;
+        return mix
+            .entries
+            .into_iter()
+            .map(|e| {
+                Ok(Entry {
+                    weight: check_weight(e.weight.saturating_mul(weight))?,
+                    ..e
+                })
+            })
+            .collect();
+    }
+    Ok(vec![parse_pair(item)?])
 }
 
 fn parse_pair(item: &str) -> anyhow::Result<Entry> {
@@ -543,6 +564,18 @@ mod tests {
         assert_eq!((mix.entries()[0].weight, mix.entries()[0].body.is_none()), (1, true));
         assert_eq!(mix.entries()[1].label(), "GET /api/calibrate?units=10");
         assert_eq!(mix.entries()[1].weight, 2);
+    }
+
+    #[test]
+    fn named_mixes_take_a_weight_in_lists() {
+        let mix = Mix::parse("calibrate=1").unwrap();
+        assert_eq!(mix.entries().len(), 1);
+        assert_eq!(mix.entries()[0].label(), "GET /api/calibrate");
+        let mix = Mix::parse("seed=3,/health=1").unwrap();
+        let labels: Vec<String> = (0..10).map(|i| mix.entries()[mix.entry_index(i)].label()).collect();
+        assert_eq!(labels.iter().filter(|l| l.as_str() == "GET /api/simple").count(), 3);
+        assert_eq!(labels.iter().filter(|l| l.as_str() == "GET /health").count(), 1);
+        assert!(err("seed=0").contains("at least 1"));
     }
 
     #[test]
