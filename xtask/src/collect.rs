@@ -1,0 +1,255 @@
+//! Collecting a run: build the demo app with the mode's profiler feature (in the `profiling` profile) and the
+//! workload; start the app and wait until it answers `/health`; run the workload; stop the app with SIGINT and wait
+//! until it has written its files.
+//!
+//! Every subprocess goes through xshell's `cmd!`. The two long-lived ones (the app, and the workload whose stderr
+//! carries its progress bar) are turned into `std::process::Command`s to be spawned with their own pipes.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use xshell::{Shell, cmd};
+
+use crate::flags::Mode;
+
+/// How long the app may take to print its listening line.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the app may take to drain, flush the SDK and write its profiler files after SIGINT (dhat's JSON of a
+/// long run takes a while).
+const STOP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The two binaries of a run.
+#[derive(Debug)]
+pub struct Binaries {
+    pub demo_app: PathBuf,
+    pub workload: PathBuf,
+}
+
+/// Builds the demo app with `mode`'s feature and the workload, both in the `profiling` profile (release with debug
+/// info). Cargo's own progress shows on stderr.
+pub fn build(sh: &Shell, root: &Path, mode: Mode) -> anyhow::Result<Binaries> {
+    let feature = format!("demo-app/{}", mode.feature());
+    cmd!(sh, "cargo build --profile profiling --package demo-app --package benchmarks --bin demo-app --bin workload --features {feature}")
+        .run()
+        .with_context(|| format!("building demo-app with the `{}` feature and the workload", mode.feature()))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let dir = if target.is_absolute() {
+        target
+    } else {
+        root.join(target)
+    }
+    .join("profiling");
+    Ok(Binaries {
+        demo_app: dir.join("demo-app"),
+        workload: dir.join("workload"),
+    })
+}
+
+/// The running demo app.
+pub struct App {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: PathBuf,
+    /// The `listening` line.
+    pub listening: Value,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl App {
+    /// Starts the app with `args`, its stderr going to `log`, and waits for its listening line and a 200 from
+    /// `/health`.
+    pub fn start(sh: &Shell, binary: &Path, args: &[String], log: &Path) -> anyhow::Result<App> {
+        let stderr = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let mut command: Command = cmd!(sh, "{binary} {args...}").into();
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let stdout = child.stdout.take().context("the app's stdout")?;
+        let lines = read_lines(stdout);
+        let mut app = App {
+            child,
+            lines,
+            log: log.to_path_buf(),
+            listening: Value::Null,
+            url: String::new(),
+        };
+        let first = app
+            .next_line(START_TIMEOUT)
+            .context("waiting for the app's listening line")?;
+        app.listening =
+            serde_json::from_str(&first).with_context(|| format!("the app's first line is not JSON: {first}"))?;
+        app.url = app.listening["url"]
+            .as_str()
+            .with_context(|| format!("the listening line has no url: {first}"))?
+            .to_owned();
+        wait_for_health(&app.url, START_TIMEOUT)?;
+        Ok(app)
+    }
+
+    fn next_line(&mut self, timeout: Duration) -> anyhow::Result<String> {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => Ok(line),
+            Err(_) => {
+                let status = self.child.try_wait().ok().flatten();
+                bail!(
+                    "the app printed nothing in {timeout:?} (status: {}); the end of {}:\n{}",
+                    status.map_or("running".to_owned(), |s| s.to_string()),
+                    self.log.display(),
+                    tail(&self.log, 15)
+                )
+            }
+        }
+    }
+
+    /// Fails when the app has exited by itself.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait().context("polling the app")? {
+            bail!(
+                "the app exited by itself ({status}); the end of {}:\n{}",
+                self.log.display(),
+                tail(&self.log, 15)
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends SIGINT and waits for a clean exit and the `stopped` line.
+    pub fn stop(mut self, sh: &Shell) -> anyhow::Result<Value> {
+        self.check_alive()?;
+        let pid = self.child.id().to_string();
+        cmd!(sh, "kill -INT {pid}")
+            .quiet()
+            .run()
+            .context("sending SIGINT to the app")?;
+        let status = wait(&mut self.child, STOP_TIMEOUT).with_context(|| {
+            format!(
+                "the app did not exit within {STOP_TIMEOUT:?} of SIGINT; the end of {}:\n{}",
+                self.log.display(),
+                tail(&self.log, 15)
+            )
+        })?;
+        if !status.success() {
+            bail!(
+                "the app exited with {status} after SIGINT; the end of {}:\n{}",
+                self.log.display(),
+                tail(&self.log, 15)
+            );
+        }
+        let line = self
+            .next_line(Duration::from_secs(5))
+            .context("reading the app's stopped line")?;
+        serde_json::from_str(&line).with_context(|| format!("the app's last line is not JSON: {line}"))
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        // Only reached on a failed run: do not leave the app behind.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs the workload against `url`, its report to `json`, its summary to `summary_txt`, its progress on our
+/// stderr. Returns whether it succeeded (it fails when too many requests fail) and its report.
+pub fn run_workload(
+    sh: &Shell,
+    binary: &Path,
+    url: &str,
+    args: &[String],
+    json: &Path,
+    summary_txt: &Path,
+) -> anyhow::Result<(ExitStatus, Value)> {
+    let summary = File::create(summary_txt).with_context(|| format!("creating {}", summary_txt.display()))?;
+    let mut command: Command = cmd!(sh, "{binary} --url {url} {args...} --json {json}").into();
+    let status = command
+        .stdin(Stdio::null())
+        .stdout(summary)
+        .status()
+        .with_context(|| format!("running {}", binary.display()))?;
+    let report = std::fs::read_to_string(json)
+        .with_context(|| format!("the workload wrote no report ({status}); see {}", summary_txt.display()))?;
+    let report = serde_json::from_str(&report).with_context(|| format!("parsing {}", json.display()))?;
+    Ok((status, report))
+}
+
+fn read_lines(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait(child: &mut Child, timeout: Duration) -> anyhow::Result<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("timed out");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `GET /health` until it answers 200.
+fn wait_for_health(url: &str, timeout: Duration) -> anyhow::Result<()> {
+    let addr = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url} is not an http:// URL"))?;
+    let deadline = Instant::now() + timeout;
+    let mut last_error = String::new();
+    while Instant::now() < deadline {
+        match health(addr) {
+            Ok(200) => return Ok(()),
+            Ok(status) => last_error = format!("answered {status}"),
+            Err(e) => last_error = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{url}/health did not answer 200 within {timeout:?}: {last_error}")
+}
+
+/// One `GET /health` over a fresh connection: the status code.
+fn health(addr: &str) -> std::io::Result<u16> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        stream,
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut status_line = String::new();
+    BufReader::new(stream).read_line(&mut status_line)?;
+    status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {status_line:?}")))
+}
+
+/// The last `n` lines of a log file, for error messages.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -1,0 +1,9 @@
+//! Reading the profilers' files into tables: folded stacks (cpu), `dhat-heap.json` (mem), Chrome traces (timeline).
+
+pub mod chrome;
+pub mod dhat;
+mod error;
+pub mod folded;
+pub mod names;
+
+pub use error::{ParseError, ParseErrorKind};

@@ -1,0 +1,533 @@
+//! `cargo xtask profile cpu|mem|timeline`: collect → parse → render.
+//!
+//! 1. build the demo app with the mode's feature and the workload (`collect::build`);
+//! 2. start the app, run the workload, stop the app with SIGINT (`collect::App`);
+//! 3. parse the profiler's files (`parse`) and print the tables (`render::tables`);
+//! 4. write `summary.json`, `report.html` and, for cpu, `flamegraph.svg` into the run's directory.
+//!
+//! A step that fails says which step and why, keeps what the run has written, and exits 1.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use xshell::{Shell, cmd};
+
+use crate::Failure;
+use crate::collect::{self, App};
+use crate::flags::{Mode, ProfileArgs};
+use crate::parse::chrome::Timeline;
+use crate::parse::dhat::HeapProfile;
+use crate::parse::folded::{CpuHeadline, CpuOptions, CpuProfile, CpuRun, CpuScale, CumulativeView};
+use crate::render::html::Section;
+use crate::render::tables::{self, MemRanking};
+use crate::summary::{CpuSummary, Durations, MemSummary, Settings, Summary, TimelineSummary, WorkloadFacts};
+
+/// Below this many samples a cpu profile is too coarse to rank functions: say so.
+pub const MIN_SAMPLES: u64 = 1_000;
+
+/// A profile run, with every default resolved.
+#[derive(Debug)]
+pub struct ProfileRequest {
+    pub mode: Mode,
+    pub settings: Settings,
+    pub top: usize,
+    pub all_functions: bool,
+    pub raw_leaves: bool,
+    pub name: String,
+    pub dir: PathBuf,
+    pub started: String,
+}
+
+impl ProfileArgs {
+    pub fn run(self, sh: &Shell, root: &Path) -> Result<(), Failure> {
+        let request = self.into_request(root).map_err(Failure::Usage)?;
+        request.run(sh, root)
+    }
+
+    /// Resolves defaults and checks what can be checked before any work.
+    fn into_request(self, root: &Path) -> anyhow::Result<ProfileRequest> {
+        let (duration, iterations) = match (self.duration, self.iterations, self.mode) {
+            (Some(d), _, _) => (Some(d), None),
+            (None, Some(n), _) => (None, Some(n)),
+            (None, None, Mode::Cpu) => (Some(Duration::from_secs(10)), None),
+            (None, None, Mode::Mem) => (None, Some(500)),
+            (None, None, Mode::Timeline) => (None, Some(1000)),
+        };
+        let concurrency = self.concurrency.unwrap_or(if self.mode == Mode::Cpu { 4 } else { 1 });
+        let transforms = match &self.transforms {
+            Some(path) => {
+                let path = std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
+                if !path.is_file() {
+                    bail!("--transforms {}: no such file", path.display());
+                }
+                Some(path.display().to_string())
+            }
+            None => None,
+        };
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let (stamp, started) = crate::summary::utc_stamps(unix);
+        let results = root.join("results");
+        let name = match self.save {
+            Some(name) => {
+                if results.join(&name).exists() {
+                    bail!(
+                        "results/{name} exists: choose another --save name, or remove it first (nothing of an earlier \
+                         run is overwritten)"
+                    );
+                }
+                name
+            }
+            None => {
+                let base = format!("{}-{stamp}", self.mode.name());
+                (1..)
+                    .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
+                    .find(|name| !results.join(name).exists())
+                    .unwrap_or(base)
+            }
+        };
+        Ok(ProfileRequest {
+            mode: self.mode,
+            settings: Settings {
+                duration_s: duration.map(|d| d.as_secs_f64()),
+                iterations,
+                concurrency,
+                mix: self.mix,
+                sampling_rate: self.sampling_rate,
+                transforms,
+                hz: (self.mode == Mode::Cpu).then_some(self.hz),
+                build_profile: "profiling".to_owned(),
+                feature: self.mode.feature().to_owned(),
+            },
+            top: self.top,
+            all_functions: self.all_functions,
+            raw_leaves: self.raw_leaves,
+            dir: results.join(&name),
+            name,
+            started,
+        })
+    }
+}
+
+impl ProfileRequest {
+    fn run(&self, sh: &Shell, root: &Path) -> Result<(), Failure> {
+        let started = Instant::now();
+        step(
+            1,
+            "build",
+            &format!(
+                "building demo-app ({}) and the workload, profile `profiling`",
+                self.settings.feature
+            ),
+        );
+        let binaries = collect::build(sh, root, self.mode).context("step 1/4 (build) failed")?;
+        let build_s = started.elapsed().as_secs_f64();
+
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let run_started = Instant::now();
+        step(
+            2,
+            "start",
+            &format!("starting demo-app; files go to {}", self.relative(root)),
+        );
+        let mut app = App::start(sh, &binaries.demo_app, &self.app_args(), &self.dir.join("demo-app.log"))
+            .context("step 2/4 (start the app) failed")?;
+
+        step(
+            3,
+            "workload",
+            &format!("{} against {}", self.workload_description(), app.url),
+        );
+        let workload_json = self.dir.join("workload.json");
+        let workload = collect::run_workload(
+            sh,
+            &binaries.workload,
+            &app.url,
+            &self.workload_args(),
+            &workload_json,
+            &self.dir.join("workload.txt"),
+        );
+        let alive = app.check_alive();
+        let (status, workload) = workload.context("step 3/4 (workload) failed")?;
+        alive.context("step 3/4 (workload) failed")?;
+
+        step(4, "stop", "stopping demo-app (SIGINT) and waiting for its files");
+        let stopped = app.stop(sh).context("step 4/4 (stop the app) failed")?;
+        let run_s = run_started.elapsed().as_secs_f64();
+        if !status.success() {
+            return Err(Failure::Run(anyhow::anyhow!(
+                "the workload failed ({status}): {} of {} requests failed; the run's files are kept in {}",
+                workload["failed"],
+                workload["requests"],
+                self.relative(root)
+            )));
+        }
+
+        let report_started = Instant::now();
+        let mut summary = Summary {
+            version: crate::summary::SUMMARY_VERSION,
+            name: self.name.clone(),
+            mode: self.mode,
+            started: self.started.clone(),
+            settings: self.settings.clone(),
+            git_commit: git_commit(sh),
+            rustc: cmd!(sh, "rustc --version").quiet().read().unwrap_or_default(),
+            requests: 0,
+            workload: workload_facts(&workload),
+            durations: Durations {
+                build_s,
+                run_s,
+                report_s: 0.0,
+            },
+            sdk: stopped["sdk"].clone(),
+            cpu: None,
+            mem: None,
+            timeline: None,
+        };
+        let run = read_json(&self.dir.join("run.json")).context("reading the app's run.json")?;
+        summary.requests = run["requests"].as_u64().unwrap_or(0);
+        let report = match self.mode {
+            Mode::Cpu => self.report_cpu(&mut summary, &run),
+            Mode::Mem => self.report_mem(&mut summary),
+            Mode::Timeline => self.report_timeline(&mut summary),
+        }
+        .context("reading the profile")?;
+        summary.durations.report_s = report_started.elapsed().as_secs_f64();
+        let summary_path = summary.write(&self.dir)?;
+        let html_path = self.dir.join("report.html");
+        let flamegraph = std::fs::read_to_string(self.dir.join("flamegraph.svg")).ok();
+        let html = crate::render::html::page(
+            &format!("cargo xtask profile {} — {}", self.mode.name(), self.name),
+            &self.facts(&summary),
+            &report.sections,
+            flamegraph.as_deref(),
+        );
+        std::fs::write(&html_path, html).with_context(|| format!("writing {}", html_path.display()))?;
+
+        for section in &report.sections {
+            println!("{}\n{}\n", section.heading, section.text);
+        }
+        for hint in &report.hints {
+            println!("{hint}");
+        }
+        println!("\nfiles in {}:", self.relative(root));
+        for file in ["summary.json", "report.html"]
+            .iter()
+            .map(PathBuf::from)
+            .chain(report.files)
+        {
+            println!("  {}", file.display());
+        }
+        let _ = summary_path;
+        Ok(())
+    }
+
+    fn app_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--mode".to_owned(),
+            "record".to_owned(),
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--sampling-rate".to_owned(),
+            self.settings.sampling_rate.to_string(),
+            "--traces-dir".to_owned(),
+            self.dir.join("traces").display().to_string(),
+            "--profile-dir".to_owned(),
+            self.dir.display().to_string(),
+        ];
+        if let Some(hz) = self.settings.hz {
+            args.extend(["--hz".to_owned(), hz.to_string()]);
+        }
+        if let Some(transforms) = &self.settings.transforms {
+            args.extend(["--transforms".to_owned(), transforms.clone()]);
+        }
+        args
+    }
+
+    fn workload_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--concurrency".to_owned(),
+            self.settings.concurrency.to_string(),
+            "--mix".to_owned(),
+            self.settings.mix.clone(),
+        ];
+        match (self.settings.duration_s, self.settings.iterations) {
+            (Some(seconds), _) => args.extend(["--duration".to_owned(), format!("{}ms", (seconds * 1000.0).round())]),
+            (None, Some(n)) => args.extend(["--iterations".to_owned(), n.to_string()]),
+            (None, None) => {}
+        }
+        args
+    }
+
+    fn workload_description(&self) -> String {
+        let size = match (self.settings.duration_s, self.settings.iterations) {
+            (Some(s), _) => format!("for {s} s"),
+            (None, Some(n)) => format!("{n} requests"),
+            (None, None) => String::new(),
+        };
+        format!(
+            "{} mix, {} connection(s), {size}",
+            self.settings.mix, self.settings.concurrency
+        )
+    }
+
+    fn relative(&self, root: &Path) -> String {
+        self.dir.strip_prefix(root).unwrap_or(&self.dir).display().to_string()
+    }
+
+    /// The settings and facts at the top of `report.html`.
+    fn facts(&self, summary: &Summary) -> Vec<(String, String)> {
+        let s = &summary.settings;
+        let size = match (s.duration_s, s.iterations) {
+            (Some(d), _) => format!("{d} s"),
+            (None, Some(n)) => format!("{n} requests"),
+            (None, None) => "-".into(),
+        };
+        vec![
+            ("started".into(), summary.started.clone()),
+            ("git commit".into(), summary.git_commit.clone()),
+            ("rustc".into(), summary.rustc.clone()),
+            (
+                "mix".into(),
+                format!("{} ({size}, {} connection(s))", s.mix, s.concurrency),
+            ),
+            ("sampling rate".into(), s.sampling_rate.to_string()),
+            (
+                "transforms".into(),
+                s.transforms.clone().unwrap_or_else(|| "none".into()),
+            ),
+            (
+                "build".into(),
+                format!("profile `{}`, feature `{}`", s.build_profile, s.feature),
+            ),
+            ("requests served".into(), summary.requests.to_string()),
+            (
+                "workload".into(),
+                format!(
+                    "{:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, {} failed",
+                    summary.workload.req_per_s,
+                    summary.workload.p50_us,
+                    summary.workload.p99_us,
+                    summary.workload.failed
+                ),
+            ),
+        ]
+    }
+}
+
+/// What a mode's report step produced.
+pub struct Report {
+    pub sections: Vec<Section>,
+    pub hints: Vec<String>,
+    /// Files of the run worth pointing at, relative to its directory.
+    pub files: Vec<PathBuf>,
+}
+
+impl ProfileRequest {
+    /// cpu: the folded stacks → the headline, the cumulative and self tables, and the flame graph.
+    fn report_cpu(&self, summary: &mut Summary, _run: &Value) -> anyhow::Result<Report> {
+        let pprof = read_json(&self.dir.join("pprof.json"))?;
+        let folded_path = self.dir.join("cpu.folded");
+        let folded =
+            std::fs::read_to_string(&folded_path).with_context(|| format!("reading {}", folded_path.display()))?;
+        let options = CpuOptions {
+            fold_library_leaves: !self.raw_leaves,
+        };
+        let profile =
+            CpuProfile::from_folded(&folded, options).with_context(|| format!("parsing {}", folded_path.display()))?;
+        let cpu_run = CpuRun {
+            cpu_seconds: pprof["cpu_seconds"].as_f64().context("pprof.json has no cpu_seconds")?,
+            hz: pprof["frequency"].as_u64().context("pprof.json has no frequency")? as u32,
+            requests: pprof["requests"].as_u64().context("pprof.json has no requests")?,
+        };
+        let headline = CpuHeadline::new(&profile, &cpu_run);
+        let scale = CpuScale::new(cpu_run.cpu_seconds, profile.total_samples, cpu_run.requests);
+        let view = if self.all_functions {
+            CumulativeView::All
+        } else {
+            CumulativeView::Focus
+        };
+
+        let s = &self.settings;
+        let title = format!(
+            "cpu: {} mix, {} connection(s), sampling {}",
+            s.mix, s.concurrency, s.sampling_rate
+        );
+        let subtitle = format!(
+            "{} samples at {} Hz, {} requests, {} ({})",
+            profile.total_samples, cpu_run.hz, cpu_run.requests, summary.git_commit, self.name
+        );
+        let svg = self.dir.join("flamegraph.svg");
+        crate::render::flamegraph::write(&folded, &title, &subtitle, &svg)?;
+
+        let mut headline_text = tables::cpu_headline(&headline);
+        if profile.total_samples < MIN_SAMPLES {
+            headline_text.push_str(&format!(
+                "warning        only {} samples (fewer than {MIN_SAMPLES}): rankings are coarse; use a longer --duration \
+                 or more --concurrency\n",
+                profile.total_samples
+            ));
+        }
+        let sdk = &summary.sdk;
+        let dropped = sdk["dropped"].as_u64().unwrap_or(0);
+        let recorded = sdk["recorded"].as_u64().unwrap_or(0);
+        if dropped > 0 {
+            headline_text.push_str(&format!(
+                "warning        the SDK dropped {dropped} of {} spans (export queue full): the exporter could not keep \
+                 up, so the SDK's cost per request counts requests it did not export\n",
+                dropped + recorded
+            ));
+        }
+        let sections = vec![
+            Section {
+                heading: format!("cpu profile — {}", self.name),
+                text: headline_text,
+            },
+            Section {
+                heading: format!(
+                    "Top {} by cumulative time ({})",
+                    self.top,
+                    match view {
+                        CumulativeView::Focus => "workspace functions and the SDK's callees; --all-functions for all",
+                        CumulativeView::All => "all functions",
+                    }
+                ),
+                text: tables::cumulative_table(&profile, view, self.top, &scale).to_string(),
+            },
+            Section {
+                heading: format!(
+                    "Top {} by self time{}",
+                    self.top,
+                    if self.raw_leaves {
+                        ""
+                    } else {
+                        " (inlined core/alloc/std leaves folded into their caller)"
+                    }
+                ),
+                text: tables::self_table(&profile, self.top, &scale).to_string(),
+            },
+        ];
+        summary.cpu = Some(CpuSummary { headline, profile });
+        Ok(Report {
+            sections,
+            hints: vec![format!(
+                "open flamegraph.svg in a browser (click to zoom, Ctrl-F to search); cpu.pb opens in `go tool pprof \
+                 -http=: {}/cpu.pb`, speedscope or Pyroscope",
+                self.dir.display()
+            )],
+            files: [
+                "flamegraph.svg",
+                "cpu.folded",
+                "cpu.pb",
+                "pprof.json",
+                "run.json",
+                "workload.json",
+                "traces/",
+            ]
+            .map(PathBuf::from)
+            .to_vec(),
+        })
+    }
+
+    /// mem: `dhat-heap.json` → totals and the top allocation sites by bytes, by blocks and at the peak.
+    fn report_mem(&self, summary: &mut Summary) -> anyhow::Result<Report> {
+        let path = self.dir.join("dhat-heap.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let profile = HeapProfile::from_json(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let requests = summary.requests;
+        let mut sections = vec![Section {
+            heading: format!("heap profile — {} ({} requests served)", self.name, requests),
+            text: tables::mem_totals_table(&profile, requests).to_string(),
+        }];
+        for ranking in MemRanking::ALL {
+            sections.push(Section {
+                heading: format!("Top {} allocation sites {}", self.top, ranking.title()),
+                text: tables::mem_sites_table(&profile, ranking, self.top, requests).to_string(),
+            });
+        }
+        let per_request = |n: u64| if requests == 0 { 0.0 } else { n as f64 / requests as f64 };
+        summary.mem = Some(MemSummary {
+            bytes_per_request: per_request(profile.totals.bytes),
+            allocations_per_request: per_request(profile.totals.blocks),
+            profile,
+        });
+        let dh_view = [
+            "/usr/libexec/valgrind/dh_view.html",
+            "/usr/lib/x86_64-linux-gnu/valgrind/dh_view.html",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("https://nnethercote.github.io/dh_view/dh_view.html");
+        Ok(Report {
+            sections,
+            hints: vec![format!(
+                "open {dh_view} in a browser, click \"Load…\" and choose {}",
+                path.display()
+            )],
+            files: ["dhat-heap.json", "run.json", "workload.json", "traces/"]
+                .map(PathBuf::from)
+                .to_vec(),
+        })
+    }
+
+    /// timeline: the Chrome trace → per stage and request span: calls, total, self, mean, p99.
+    fn report_timeline(&self, summary: &mut Summary) -> anyhow::Result<Report> {
+        let path = self.dir.join("timeline.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let timeline = Timeline::from_json(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let sections = vec![Section {
+            heading: format!(
+                "Time per call — {} ({} requests served; deterministic counts from the SDK's tracing spans)",
+                self.name, summary.requests
+            ),
+            text: tables::timeline_table(&timeline).to_string(),
+        }];
+        summary.timeline = Some(TimelineSummary { timeline });
+        Ok(Report {
+            sections,
+            hints: vec![format!(
+                "open https://ui.perfetto.dev, click \"Open trace file\" and choose {} (chrome://tracing opens it too)",
+                path.display()
+            )],
+            files: ["timeline.json", "run.json", "workload.json", "traces/"]
+                .map(PathBuf::from)
+                .to_vec(),
+        })
+    }
+}
+
+fn step(n: u32, _name: &str, what: &str) {
+    eprintln!("[{n}/4] {what}");
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {} (truncated?)", path.display()))
+}
+
+fn workload_facts(report: &Value) -> WorkloadFacts {
+    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+    WorkloadFacts {
+        requests: report["requests"].as_u64().unwrap_or(0),
+        failed: report["failed"].as_u64().unwrap_or(0),
+        req_per_s: f(&report["req_per_s"]),
+        elapsed_s: f(&report["elapsed_s"]),
+        p50_us: f(&report["latency_us"]["p50"]),
+        p99_us: f(&report["latency_us"]["p99"]),
+    }
+}
+
+fn git_commit(sh: &Shell) -> String {
+    let commit = cmd!(sh, "git rev-parse --short HEAD")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .unwrap_or_else(|_| "unknown".into());
+    let dirty = cmd!(sh, "git status --porcelain --untracked-files=no")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .is_ok_and(|s| !s.trim().is_empty());
+    if dirty { format!("{commit}+dirty") } else { commit }
+}
