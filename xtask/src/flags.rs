@@ -76,6 +76,11 @@ pub struct ProfileArgs {
     #[arg(long)]
     pub raw_leaves: bool,
 
+    /// cpu: fail (exit 1) unless `/api/calibrate`'s three functions show their 60/30/10 self-time ratio within
+    /// ±3 points: the profiler's truth test. Run it with `--mix calibrate=1`.
+    #[arg(long)]
+    pub check_calibration: bool,
+
     /// Save the run as results/NAME (refused if it exists) [default: <mode>-YYYYmmdd-HHMMSS].
     #[arg(long, value_name = "NAME", value_parser = parse_name)]
     pub save: Option<String>,

@@ -35,6 +35,7 @@ pub struct ProfileRequest {
     pub top: usize,
     pub all_functions: bool,
     pub raw_leaves: bool,
+    pub check_calibration: bool,
     pub name: String,
     pub dir: PathBuf,
     pub started: String,
@@ -55,6 +56,11 @@ impl ProfileArgs {
             (None, None, Mode::Mem) => (None, Some(500)),
             (None, None, Mode::Timeline) => (None, Some(1000)),
         };
+        if self.check_calibration && self.mode != Mode::Cpu {
+            bail!(
+                "--check-calibration is a cpu check: use `cargo xtask profile cpu --mix calibrate=1 --check-calibration`"
+            );
+        }
         let concurrency = self.concurrency.unwrap_or(if self.mode == Mode::Cpu { 4 } else { 1 });
         let transforms = match &self.transforms {
             Some(path) => {
@@ -103,6 +109,7 @@ impl ProfileArgs {
             top: self.top,
             all_functions: self.all_functions,
             raw_leaves: self.raw_leaves,
+            check_calibration: self.check_calibration,
             dir: results.join(&name),
             name,
             started,
@@ -220,7 +227,10 @@ impl ProfileRequest {
             println!("  {}", file.display());
         }
         let _ = summary_path;
-        Ok(())
+        match report.failed_check {
+            Some(failure) => Err(Failure::Run(anyhow::anyhow!(failure))),
+            None => Ok(()),
+        }
     }
 
     fn app_args(&self) -> Vec<String> {
@@ -322,6 +332,8 @@ pub struct Report {
     pub hints: Vec<String>,
     /// Files of the run worth pointing at, relative to its directory.
     pub files: Vec<PathBuf>,
+    /// A check the run was asked to make and that failed: reported after everything is written, exit 1.
+    pub failed_check: Option<String>,
 }
 
 impl ProfileRequest {
@@ -369,6 +381,10 @@ impl ProfileRequest {
                 profile.total_samples
             ));
         }
+        let calibration = Calibration::of(&profile);
+        if let Some(c) = &calibration {
+            headline_text.push_str(&format!("calibration    {}\n", c.describe()));
+        }
         let sdk = &summary.sdk;
         let dropped = sdk["dropped"].as_u64().unwrap_or(0);
         let recorded = sdk["recorded"].as_u64().unwrap_or(0);
@@ -409,6 +425,17 @@ impl ProfileRequest {
             },
         ];
         summary.cpu = Some(CpuSummary { headline, profile });
+        let failed_check = match (self.check_calibration, calibration) {
+            (false, _) => None,
+            (true, Some(c)) if c.holds() => None,
+            (true, Some(c)) => Some(format!(
+                "calibration failed: {} (more than {CALIBRATION_TOLERANCE_POINTS} points off)",
+                c.describe()
+            )),
+            (true, None) => Some(
+                "calibration failed: no samples in demo_app::calibrate::calibrate_*; run with --mix calibrate=1".into(),
+            ),
+        };
         Ok(Report {
             sections,
             hints: vec![format!(
@@ -427,6 +454,7 @@ impl ProfileRequest {
             ]
             .map(PathBuf::from)
             .to_vec(),
+            failed_check,
         })
     }
 
@@ -442,7 +470,7 @@ impl ProfileRequest {
         }];
         for ranking in MemRanking::ALL {
             sections.push(Section {
-                heading: format!("Top {} allocation sites {}", self.top, ranking.title()),
+                heading: format!("Top {} {}", self.top, ranking.title()),
                 text: tables::mem_sites_table(&profile, ranking, self.top, requests).to_string(),
             });
         }
@@ -468,6 +496,7 @@ impl ProfileRequest {
             files: ["dhat-heap.json", "run.json", "workload.json", "traces/"]
                 .map(PathBuf::from)
                 .to_vec(),
+            failed_check: None,
         })
     }
 
@@ -493,7 +522,62 @@ impl ProfileRequest {
             files: ["timeline.json", "run.json", "workload.json", "traces/"]
                 .map(PathBuf::from)
                 .to_vec(),
+            failed_check: None,
         })
+    }
+}
+
+/// How far each calibration share may be from its expected value, in percentage points of their sum.
+pub const CALIBRATION_TOLERANCE_POINTS: f64 = 3.0;
+
+/// `/api/calibrate`'s three functions' self samples, as shares of their sum (expected 60 / 30 / 10).
+#[derive(Debug)]
+pub struct Calibration {
+    pub samples: [u64; 3],
+}
+
+impl Calibration {
+    const FUNCTIONS: [&str; 3] = [
+        "demo_app::calibrate::calibrate_sixty",
+        "demo_app::calibrate::calibrate_thirty",
+        "demo_app::calibrate::calibrate_ten",
+    ];
+    const EXPECTED: [f64; 3] = [60.0, 30.0, 10.0];
+
+    /// The calibration functions' samples, if the profile has any.
+    pub fn of(profile: &CpuProfile) -> Option<Calibration> {
+        let samples = Self::FUNCTIONS.map(|name| {
+            profile
+                .functions
+                .iter()
+                .find(|f| f.name == name)
+                .map_or(0, |f| f.self_samples)
+        });
+        (samples.iter().sum::<u64>() > 0).then_some(Calibration { samples })
+    }
+
+    /// The three shares, in percent of their sum.
+    pub fn shares(&self) -> [f64; 3] {
+        let sum = self.samples.iter().sum::<u64>().max(1) as f64;
+        self.samples.map(|n| n as f64 * 100.0 / sum)
+    }
+
+    /// Whether every share is within the tolerance of its expected value.
+    pub fn holds(&self) -> bool {
+        self.shares()
+            .iter()
+            .zip(Self::EXPECTED)
+            .all(|(s, e)| (s - e).abs() <= CALIBRATION_TOLERANCE_POINTS)
+    }
+
+    pub fn describe(&self) -> String {
+        let [a, b, c] = self.shares();
+        format!(
+            "calibrate_sixty / thirty / ten self time = {a:.1} / {b:.1} / {c:.1} % of {} samples (expected 60 / 30 / 10 \
+             ±{CALIBRATION_TOLERANCE_POINTS}): {}",
+            self.samples.iter().sum::<u64>(),
+            if self.holds() { "ok" } else { "OFF" }
+        )
     }
 }
 
