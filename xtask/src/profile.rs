@@ -327,6 +327,7 @@ impl ProfileRequest {
 }
 
 /// What a mode's report step produced.
+#[derive(Debug)]
 pub struct Report {
     pub sections: Vec<Section>,
     pub hints: Vec<String>,
@@ -614,4 +615,188 @@ fn git_commit(sh: &Shell) -> String {
         .read()
         .is_ok_and(|s| !s.trim().is_empty());
     if dirty { format!("{commit}+dirty") } else { commit }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::flags::{Command, Xtask};
+
+    fn args(argv: &[&str]) -> ProfileArgs {
+        let argv = ["cargo xtask", "profile"].into_iter().chain(argv.iter().copied());
+        match Xtask::try_parse_from(argv).unwrap().command {
+            Command::Profile(p) => p,
+        }
+    }
+
+    fn test_data(name: &str) -> String {
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data").join(name)).unwrap()
+    }
+
+    /// A run directory under a fresh root, as `profile` would have left it after step 4.
+    fn run_dir(mode: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, ProfileRequest) {
+        let root = tempfile::tempdir().unwrap();
+        let request = args(&[mode, "--save", "run"]).into_request(root.path()).unwrap();
+        std::fs::create_dir_all(&request.dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(request.dir.join(name), text).unwrap();
+        }
+        (root, request)
+    }
+
+    fn summary(request: &ProfileRequest) -> Summary {
+        Summary {
+            version: crate::summary::SUMMARY_VERSION,
+            name: request.name.clone(),
+            mode: request.mode,
+            started: request.started.clone(),
+            settings: request.settings.clone(),
+            git_commit: "abc1234".into(),
+            rustc: "rustc 1.95.0".into(),
+            requests: 100,
+            workload: workload_facts(&Value::Null),
+            durations: Durations {
+                build_s: 0.0,
+                run_s: 0.0,
+                report_s: 0.0,
+            },
+            sdk: serde_json::json!({"recorded": 100, "dropped": 0}),
+            cpu: None,
+            mem: None,
+            timeline: None,
+        }
+    }
+
+    const PPROF_JSON: &str = r#"{"frequency": 99, "samples": 100, "cpu_seconds": 1.0, "requests": 100}"#;
+
+    #[test]
+    fn defaults_depend_on_the_mode() {
+        let root = tempfile::tempdir().unwrap();
+        let cpu = args(&["cpu"]).into_request(root.path()).unwrap();
+        assert_eq!(
+            (cpu.settings.duration_s, cpu.settings.concurrency, cpu.settings.hz),
+            (Some(10.0), 4, Some(99))
+        );
+        assert!(cpu.name.starts_with("cpu-") && cpu.dir == root.path().join("results").join(&cpu.name));
+        let mem = args(&["mem"]).into_request(root.path()).unwrap();
+        assert_eq!(
+            (mem.settings.iterations, mem.settings.concurrency, mem.settings.hz),
+            (Some(500), 1, None)
+        );
+        assert_eq!(
+            args(&["timeline"])
+                .into_request(root.path())
+                .unwrap()
+                .settings
+                .iterations,
+            Some(1000)
+        );
+        assert_eq!(
+            cpu.workload_args(),
+            ["--concurrency", "4", "--mix", "seed", "--duration", "10000ms"]
+        );
+    }
+
+    #[test]
+    fn refusals_come_before_any_work_and_overwrite_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("results/before")).unwrap();
+        std::fs::write(root.path().join("results/before/summary.json"), "kept").unwrap();
+        for (argv, needle) in [
+            (&["cpu", "--save", "before"][..], "results/before exists"),
+            (&["cpu", "--transforms", "no-such.yaml"][..], "no such file"),
+            (&["mem", "--check-calibration"][..], "cpu check"),
+        ] {
+            let err = args(argv).into_request(root.path()).unwrap_err();
+            assert!(format!("{err:#}").contains(needle), "{argv:?}: {err:#}");
+        }
+        let kept = std::fs::read_to_string(root.path().join("results/before/summary.json")).unwrap();
+        assert_eq!(kept, "kept");
+    }
+
+    #[test]
+    fn a_cpu_run_directory_becomes_tables_a_flame_graph_and_a_headline() {
+        let (_root, request) = run_dir(
+            "cpu",
+            &[
+                ("pprof.json", PPROF_JSON),
+                ("cpu.folded", &test_data("cpu-small.folded")),
+            ],
+        );
+        let mut summary = summary(&request);
+        let report = request.report_cpu(&mut summary, &Value::Null).unwrap();
+        assert_eq!(report.sections.len(), 3);
+        assert!(
+            report.sections[0].text.contains("capture ratio"),
+            "{}",
+            report.sections[0].text
+        );
+        assert!(
+            report.sections[0].text.contains("fewer than 1000"),
+            "a 100-sample run is flagged"
+        );
+        assert!(report.failed_check.is_none());
+        let svg = std::fs::read_to_string(request.dir.join("flamegraph.svg")).unwrap();
+        assert!(svg.contains("drift_sdk::to_clean_span::hashes"));
+        let cpu = summary.cpu.unwrap();
+        assert_eq!(cpu.profile.total_samples, 100);
+    }
+
+    #[test]
+    fn missing_and_truncated_profiles_are_one_clear_error() {
+        let (_root, request) = run_dir("cpu", &[("pprof.json", PPROF_JSON)]);
+        let err = request.report_cpu(&mut summary(&request), &Value::Null).unwrap_err();
+        assert!(format!("{err:#}").contains("cpu.folded"), "{err:#}");
+
+        let folded = test_data("cpu-small.folded");
+        let truncated = &folded[..folded.len() - 4];
+        let (_root, request) = run_dir("cpu", &[("pprof.json", PPROF_JSON), ("cpu.folded", truncated)]);
+        let err = request.report_cpu(&mut summary(&request), &Value::Null).unwrap_err();
+        assert!(format!("{err:#}").contains("truncated"), "{err:#}");
+
+        let (_root, request) = run_dir("mem", &[]);
+        let err = request.report_mem(&mut summary(&request)).unwrap_err();
+        assert!(format!("{err:#}").contains("dhat-heap.json"), "{err:#}");
+
+        let timeline = test_data("timeline-small.json");
+        let (_root, request) = run_dir("timeline", &[("timeline.json", &timeline[..timeline.len() / 2])]);
+        let err = request.report_timeline(&mut summary(&request)).unwrap_err();
+        assert!(format!("{err:#}").contains("truncated"), "{err:#}");
+    }
+
+    #[test]
+    fn mem_and_timeline_run_directories_become_tables() {
+        let (_root, request) = run_dir("mem", &[("dhat-heap.json", &test_data("dhat-small.json"))]);
+        let mut s = summary(&request);
+        let report = request.report_mem(&mut s).unwrap();
+        assert_eq!(report.sections.len(), 4, "totals and three rankings");
+        assert!(report.hints[0].contains("dh_view.html"));
+        assert!(s.mem.unwrap().bytes_per_request > 0.0);
+
+        let (_root, request) = run_dir("timeline", &[("timeline.json", &test_data("timeline-small.json"))]);
+        let mut s = summary(&request);
+        let report = request.report_timeline(&mut s).unwrap();
+        assert!(report.hints[0].contains("ui.perfetto.dev"));
+        assert!(!s.timeline.unwrap().timeline.stages.is_empty());
+    }
+
+    fn calibration_profile(counts: [u64; 3]) -> CpuProfile {
+        let folded: String = ["sixty", "thirty", "ten"]
+            .iter()
+            .zip(counts)
+            .map(|(f, n)| format!("tokio-rt-worker;demo_app::calibrate::calibrate_{f} {n}\n"))
+            .collect();
+        CpuProfile::from_folded(&folded, CpuOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn calibration_holds_within_three_points_only() {
+        assert!(Calibration::of(&calibration_profile([600, 300, 100])).unwrap().holds());
+        assert!(Calibration::of(&calibration_profile([620, 290, 90])).unwrap().holds());
+        let off = Calibration::of(&calibration_profile([640, 270, 90])).unwrap();
+        assert!(!off.holds() && off.describe().contains("64.0 / 27.0 / 9.0") && off.describe().ends_with("OFF"));
+        assert!(Calibration::of(&CpuProfile::from_folded("t;main 5\n", CpuOptions::default()).unwrap()).is_none());
+    }
 }
