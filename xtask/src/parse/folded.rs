@@ -200,7 +200,8 @@ pub const FOCUS_SDK_TENTHS: u64 = 9;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CumulativeView {
-    /// The workspace's functions, and the library functions that ran (almost) only on the SDK's behalf: its callees.
+    /// The workspace's functions, and the library functions with self time that ran (almost) only on the SDK's
+    /// behalf: where the SDK's time lands.
     #[default]
     Focus,
     /// Every function.
@@ -327,12 +328,13 @@ impl CpuProfile {
             .iter()
             .filter(|f| match view {
                 CumulativeView::All => true,
-                // A library function joins the workspace's when it runs almost only on the SDK's behalf: a
-                // helper the SDK also calls (catch_unwind, malloc) would otherwise bring its whole process-wide
-                // cum into a table about the SDK.
+                // A library function joins the workspace's when it runs almost only on the SDK's behalf (a helper
+                // the SDK also calls, such as catch_unwind or malloc, would otherwise bring its whole process-wide
+                // cum into a table about the SDK) and does work of its own: the wrappers in between (eight std
+                // frames from `File::open` down to `open64`) would repeat the same number row after row.
                 CumulativeView::Focus => {
                     f.owner == Owner::Workspace
-                        || (f.sdk_cum_samples > 0 && f.sdk_cum_samples * 10 >= f.cum_samples * FOCUS_SDK_TENTHS)
+                        || (f.self_samples > 0 && f.sdk_cum_samples * 10 >= f.cum_samples * FOCUS_SDK_TENTHS)
                 }
             })
             .collect();
@@ -597,12 +599,11 @@ t;drift_sdk::grow;alloc::raw_vec::RawVec<T,A>::grow_one;core::ptr::write 5
                 // Not `__libc_write`: only 4 of its 34 samples are the SDK's (the rest is the app's socket I/O).
                 "drift_sdk::processor::ExportWorker::run",
                 "sha2::sha256::compress256",
-                "<u32>::swap_bytes",
+                // Not `<u32>::swap_bytes` nor `Vec::clone`: their self time is folded into their callers.
                 "drift_sdk::to_clean_span::hashes",
                 "__memmove_avx_unaligned_erms",
-                "<alloc::vec::Vec<T> as core::clone::Clone>::clone",
                 "drift_sdk::capture::inbound::finalize",
-                "std::fs::File::write_all",
+                // Not `std::fs::File::write_all`: a wrapper with no self time of its own.
             ]
         );
         assert_eq!(p.cumulative_ranking(CumulativeView::All).len(), p.functions.len());
