@@ -240,7 +240,8 @@ impl CpuProfile {
             }
             let names: Vec<String> = stack.frames.iter().map(|f| normalise(f)).collect();
             let on_behalf_of_sdk = sdk_attribution(&names);
-            if on_behalf_of_sdk.last() == Some(&true) {
+            let sample_is_sdks = on_behalf_of_sdk.last() == Some(&true);
+            if sample_is_sdks {
                 sdk += count;
             }
             if names.iter().any(|n| is_sdk(n)) {
@@ -263,7 +264,9 @@ impl CpuProfile {
                     tally.cum_seen = mark;
                     tally.cum_samples += count;
                 }
-                if for_sdk && tally.sdk_seen != mark {
+                // Below an SDK frame, and the sample is the SDK's: a framework future the SDK polls (the
+                // task-local scope around the app's handler) does not count the app's samples as the SDK's.
+                if for_sdk && sample_is_sdks && tally.sdk_seen != mark {
                     tally.sdk_seen = mark;
                     tally.sdk_cum_samples += count;
                 }
@@ -611,6 +614,23 @@ t;drift_sdk::grow;alloc::raw_vec::RawVec<T,A>::grow_one;core::ptr::write 5
             p.cumulative_ranking(CumulativeView::All)[0].name,
             "tokio::runtime::task::harness::poll"
         );
+    }
+
+    #[test]
+    fn a_framework_future_between_the_sdk_and_the_app_is_not_the_sdks() {
+        // The SDK's layer polls tokio's task-local scope, which polls the app's handler: 8 samples in the app, 2 in
+        // the SDK's own code below the same scope (a CLIENT span's capture in the handler's call).
+        let p = profile(
+            "w;<drift_sdk::capture::inbound::ResponseFuture<S> as Future>::poll;<tokio::task::task_local::TaskLocalFuture<T,F> as Future>::poll;demo_app::handler;serde_json::to_vec 8\n\
+             w;<drift_sdk::capture::inbound::ResponseFuture<S> as Future>::poll;<tokio::task::task_local::TaskLocalFuture<T,F> as Future>::poll;drift_sdk::capture::outbound::capture;malloc 2\n",
+        );
+        let scope = p
+            .function("<tokio::task::task_local::TaskLocalFuture<T,F> as Future>::poll")
+            .unwrap();
+        assert_eq!((scope.cum_samples, scope.sdk_cum_samples), (10, 2));
+        assert_eq!(p.sdk_samples, 2);
+        assert_eq!(p.function("serde_json::to_vec").unwrap().sdk_cum_samples, 0);
+        assert_eq!(p.function("malloc").unwrap().sdk_cum_samples, 2);
     }
 
     #[test]
