@@ -419,14 +419,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_full_queue_refuses_the_new_record_without_blocking_and_counts_it() {
-        // F6, scaled down to a queue of 4.
-        let (release, gate) = crossbeam_channel::bounded::<()>(0);
-        let (p, counters) = start(4, 4, Gated { gate });
-        for _ in 0..4 {
-            p.on_end(record()); // the fourth fills a batch and wakes the thread, which blocks in the sink
-        }
+    /// Waits (at most 10 s) until the export thread has taken everything queued.
+    fn wait_until_taken(p: &BatchProcessor) {
         let waited = Instant::now();
         while p.queued() > 0 {
             assert!(
@@ -435,6 +429,17 @@ mod tests {
             );
             thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn a_full_queue_refuses_the_new_record_without_blocking_and_counts_it() {
+        // F6, scaled down to a queue of 4.
+        let (release, gate) = crossbeam_channel::bounded::<()>(0);
+        let (p, counters) = start(4, 4, Gated { gate });
+        for _ in 0..4 {
+            p.on_end(record()); // the fourth fills a batch and wakes the thread, which blocks in the sink
+        }
+        wait_until_taken(&p);
         for _ in 0..4 {
             p.on_end(record());
         }
@@ -459,14 +464,7 @@ mod tests {
         for _ in 0..4 {
             p.on_end(record());
         }
-        let waited = Instant::now();
-        while p.queued() > 0 {
-            assert!(
-                waited.elapsed() < Duration::from_secs(10),
-                "the export thread never took the batch"
-            );
-            thread::sleep(Duration::from_millis(1));
-        }
+        wait_until_taken(&p);
         for _ in 0..5 {
             p.on_end(record()); // four accepted, the fifth refused: the warning fires
         }
@@ -474,11 +472,7 @@ mod tests {
         // Overload goes on: a record accepted in between must not re-arm it (it used to, and the warning repeated
         // ten times a second).
         assert!(release.send(()).is_ok(), "the export thread takes the next batch");
-        let waited = Instant::now();
-        while p.queued() > 0 {
-            assert!(waited.elapsed() < Duration::from_secs(10));
-            thread::sleep(Duration::from_millis(1));
-        }
+        wait_until_taken(&p);
         p.on_end(record());
         assert!(
             counters.queue_full_warned.load(Relaxed),

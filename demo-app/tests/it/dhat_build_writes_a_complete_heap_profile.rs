@@ -4,28 +4,12 @@
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::support::{Binary, blocking_client, seed_request};
+use crate::support::recording_binary_after_seed_mix;
 
 #[test]
 fn dhat_build_writes_a_complete_heap_profile() {
     let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("profile");
-    let app = Binary::start(
-        &[
-            "--mode",
-            "record",
-            "--traces-dir",
-            "traces",
-            "--profile-dir",
-            profile.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert_eq!(app.listening["profiler"], "dhat-heap");
-    let client = blocking_client();
-    for i in 0..30 {
-        assert_eq!(seed_request(&client, &app.url, i).status(), 200);
-    }
+    let (app, profile) = recording_binary_after_seed_mix(dir.path(), 30);
     let (status, stopped) = app.stop_with(Signal::SIGTERM);
     assert!(status.success(), "{status}");
     assert_eq!(stopped["sdk"]["exported"], 30, "{stopped}");

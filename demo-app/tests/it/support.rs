@@ -152,3 +152,29 @@ pub fn seed_request(client: &reqwest::blocking::Client, url: &str, i: usize) -> 
     };
     response.unwrap()
 }
+
+/// Starts the binary recording into `dir/traces` with its profiler files in `dir/profile`, sends `requests` of the
+/// seed mix, and returns it still running with the profile directory.
+pub fn recording_binary_after_seed_mix(dir: &Path, requests: usize) -> (Binary, std::path::PathBuf) {
+    let profile = dir.join("profile");
+    let app = Binary::start(
+        &[
+            "--mode",
+            "record",
+            "--traces-dir",
+            "traces",
+            "--profile-dir",
+            profile.to_str().unwrap(),
+        ],
+        dir,
+    );
+    assert_eq!(
+        app.listening["profiler"],
+        serde_json::Value::from(demo_app::profiler::BUILT_WITH)
+    );
+    let client = blocking_client();
+    for i in 0..requests {
+        assert_eq!(seed_request(&client, &app.url, i).status(), 200);
+    }
+    (app, profile)
+}

@@ -6,28 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::support::{Binary, blocking_client, seed_request};
+use crate::support::{blocking_client, recording_binary_after_seed_mix};
 
 #[test]
 fn timeline_build_writes_a_complete_chrome_trace() {
     let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("profile");
-    let app = Binary::start(
-        &[
-            "--mode",
-            "record",
-            "--traces-dir",
-            "traces",
-            "--profile-dir",
-            profile.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert_eq!(app.listening["profiler"], "timeline");
+    let (app, profile) = recording_binary_after_seed_mix(dir.path(), 30);
     let client = blocking_client();
-    for i in 0..30 {
-        assert_eq!(seed_request(&client, &app.url, i).status(), 200);
-    }
     let response = client
         .post(format!("{}/api/outbound", app.url))
         .body("{}")
