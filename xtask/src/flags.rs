@@ -20,6 +20,38 @@ pub struct Xtask {
 pub enum Command {
     /// Build the demo app with a profiler, drive it with the workload, and report where the time or memory goes.
     Profile(ProfileArgs),
+    /// Compare two saved runs of the same mode: what changed, and whether it is more than noise.
+    Compare(CompareArgs),
+}
+
+/// `cargo xtask compare BEFORE AFTER`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Runs are names under results/ (or a unique prefix of one), or paths to run directories. The \
+                        tables also go to results/compare-BEFORE-AFTER/ as compare.json and compare.html."
+)]
+pub struct CompareArgs {
+    /// The run before the change.
+    pub before: String,
+    /// The run after the change.
+    pub after: String,
+    /// Also write a differential flame graph (cpu runs): diff.svg and diff.folded.
+    #[arg(long)]
+    pub flamegraph: bool,
+    /// Exit 1 when the SDK's cost per request (cpu: µs, or any function's self µs; mem: bytes or allocations) grew by
+    /// more than PCT percent and the change is not noise: a CI regression gate.
+    #[arg(long, value_name = "PCT", value_parser = parse_pct)]
+    pub fail_above: Option<f64>,
+    /// Rows in the per-function, per-site table.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub top: usize,
+}
+
+fn parse_pct(text: &str) -> Result<f64, String> {
+    match text.trim_end_matches('%').parse::<f64>() {
+        Ok(pct) if pct >= 0.0 && pct.is_finite() => Ok(pct),
+        _ => Err(format!("{text:?} is not a percentage such as 5 or 2.5")),
+    }
 }
 
 /// `cargo xtask profile <mode>`.
@@ -187,6 +219,7 @@ mod tests {
             Ok(Xtask {
                 command: Command::Profile(p),
             }) => Ok(p),
+            Ok(other) => Err(format!("not a profile command: {other:?}")),
             Err(e) => Err(e.to_string()),
         }
     }

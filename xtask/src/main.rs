@@ -2,11 +2,14 @@
 //!
 //! - `cargo xtask profile cpu|mem|timeline`: build the demo app with the mode's profiler, drive it with the
 //!   workload, and print where the CPU time, the allocations or the SDK's stage time go (`profile.rs`).
+//! - `cargo xtask compare BEFORE AFTER`: what changed between two saved runs, and whether it is noise
+//!   (`compare.rs`).
 //!
 //! Thin: parse the flags (`flags.rs`), find the workspace root, dispatch. Exit codes: 0 done, 1 a step failed,
 //! 2 bad usage.
 
 mod collect;
+mod compare;
 mod flags;
 mod parse;
 mod profile;
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         sh.change_dir(&root);
         match flags.command {
             flags::Command::Profile(args) => args.run(&sh, &root),
+            flags::Command::Compare(args) => args.run(&root),
         }
     });
     match result {

@@ -628,6 +628,7 @@ mod tests {
         let argv = ["cargo xtask", "profile"].into_iter().chain(argv.iter().copied());
         match Xtask::try_parse_from(argv).unwrap().command {
             Command::Profile(p) => p,
+            other => panic!("not a profile command: {other:?}"),
         }
     }
 

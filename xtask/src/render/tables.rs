@@ -18,7 +18,7 @@ use crate::parse::folded::{CpuHeadline, CpuProfile, CpuScale, CumulativeView, Fu
 pub const MAX_NAME_CHARS: usize = 100;
 
 /// A table with `header`, the columns at `right` right-aligned.
-fn table(header: &[&str], right: &[usize]) -> Table {
+pub(crate) fn table(header: &[&str], right: &[usize]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Disabled)
@@ -343,7 +343,7 @@ fn ratio(part: u64, whole: u64) -> f64 {
 }
 
 /// A fraction as a percentage with two decimals, Go pprof's way: `12.34%`.
-fn percent(fraction: f64) -> String {
+pub(crate) fn percent(fraction: f64) -> String {
     format!("{:.2}%", fraction * 100.0)
 }
 
@@ -360,12 +360,12 @@ fn per_request_with(requests: u64, value: u64, format: impl Fn(f64) -> String) -
 }
 
 /// An integer with thousands separators: `12,345`.
-fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     group(&n.to_string())
 }
 
 /// A number with `decimals` decimals and thousands separators: `1,234.57`.
-fn fixed(x: f64, decimals: usize) -> String {
+pub(crate) fn fixed(x: f64, decimals: usize) -> String {
     let text = format!("{x:.decimals$}");
     let (sign, text) = match text.strip_prefix('-') {
         Some(rest) => ("-", rest),
@@ -389,7 +389,7 @@ fn group(digits: &str) -> String {
 }
 
 /// Bytes in binary units: `812 B`, `12.3 KiB`, `4.56 MiB`; fractions of a byte (per request) keep one decimal.
-fn bytes(n: f64) -> String {
+pub(crate) fn bytes(n: f64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024.0 {
         return if n.fract() == 0.0 {
