@@ -54,8 +54,27 @@ struct Built {
     oversize: bool,
 }
 
-/// At most two merges: `headers` and `body`.
-type Merges = Vec<(&'static str, Merge)>;
+/// A payload's merges: at most two, `headers` and `body`. A fixed array rather than a `Vec`, which cost two
+/// allocations per payload (four per span).
+#[derive(Clone, Copy, Debug, Default)]
+struct Merges {
+    items: [(&'static str, Merge); 2],
+    len: usize,
+}
+
+impl Merges {
+    fn push(&mut self, key: &'static str, merge: Merge) {
+        debug_assert!(self.len < self.items.len(), "a payload has two merges at most");
+        if let Some(slot) = self.items.get_mut(self.len) {
+            *slot = (key, merge);
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[(&'static str, Merge)] {
+        &self.items[..self.len]
+    }
+}
 
 const HEADERS_MERGE: Merge = Merge::HEADERS;
 
@@ -269,8 +288,8 @@ impl Cleaner {
     fn finish(&mut self, record: SpanRecord, built: Built) -> CleanSpan {
         let input = built.input;
         let output = built.output;
-        let (input_schema, input_hashes) = self.hasher.hash_payload(&input, &built.input_merges);
-        let (output_schema, output_hashes) = self.hasher.hash_payload(&output, &built.output_merges);
+        let (input_schema, input_hashes) = self.hasher.hash_payload(&input, built.input_merges.as_slice());
+        let (output_schema, output_hashes) = self.hasher.hash_payload(&output, built.output_merges.as_slice());
         let start_ns = record
             .start
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -318,8 +337,8 @@ fn build_client_dropped(method: &http::Method, url: &reqwest::Url, metadata: &Tr
         kind: kind::CLIENT,
         input: Value::Object(Object::new()),
         output: Value::Object(output),
-        input_merges: Vec::new(),
-        output_merges: Vec::new(),
+        input_merges: Merges::default(),
+        output_merges: Merges::default(),
         status_code: status::ERROR,
         status_message: "Dropped by transform".to_owned(),
         is_root_span: false,
@@ -344,8 +363,8 @@ fn build_env_snapshot(vars: &[(String, String)]) -> Built {
         kind: kind::INTERNAL,
         input: Value::Object(Object::new()),
         output: Value::Object(output),
-        input_merges: Vec::new(),
-        output_merges: Vec::new(),
+        input_merges: Merges::default(),
+        output_merges: Merges::default(),
         status_code: status::UNSET,
         status_message: String::new(),
         is_root_span: false,
@@ -369,34 +388,36 @@ fn size_over_limit(built: &Built) -> Option<usize> {
 }
 
 fn server_merges(value: &Object) -> Merges {
-    let mut m = vec![("headers", HEADERS_MERGE)];
+    let mut m = Merges::default();
+    m.push("headers", HEADERS_MERGE);
     if value.contains_key("body") {
-        m.push((
+        m.push(
             "body",
             Merge {
                 encoding: Some(1),
                 decoded_type: None,
                 match_importance: None,
             },
-        ));
+        );
     }
     m
 }
 
 fn client_merges(value: &Object, decoded_type: Option<i32>) -> Merges {
+    let mut m = Merges::default();
     if !value.contains_key("headers") {
-        return Vec::new();
+        return m;
     }
-    let mut m = vec![("headers", HEADERS_MERGE)];
+    m.push("headers", HEADERS_MERGE);
     if value.contains_key("body") {
-        m.push((
+        m.push(
             "body",
             Merge {
                 encoding: Some(1),
                 decoded_type,
                 match_importance: None,
             },
-        ));
+        );
     }
     m
 }
