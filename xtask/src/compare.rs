@@ -525,31 +525,52 @@ fn mem_headline(b: &MemSummary, a: &MemSummary, rb: u64, ra: u64) -> Vec<Headlin
     ]
 }
 
+/// Sites are matched by function, not by `file:line`: a change moves lines, and a site at `f.rs:130` before and
+/// `f.rs:149` after is the same site. A function's sites are summed; the location shown is the after run's first (or
+/// the before run's), with the number of sites when there are several.
 fn site_deltas(b: &MemSummary, a: &MemSummary, rb: u64, ra: u64) -> Vec<SiteDelta> {
-    let index = |sites: &[HeapSite]| -> BTreeMap<(String, String), (u64, u64, u64)> {
-        let mut map: BTreeMap<(String, String), (u64, u64, u64)> = BTreeMap::new();
+    #[derive(Default)]
+    struct Sum {
+        bytes: u64,
+        blocks: u64,
+        peak: u64,
+        locations: BTreeSet<String>,
+    }
+    let index = |sites: &[HeapSite]| -> BTreeMap<String, Sum> {
+        let mut map: BTreeMap<String, Sum> = BTreeMap::new();
         for s in sites {
-            let e = map.entry((normalise(&s.function), s.location.clone())).or_default();
-            e.0 += s.bytes;
-            e.1 += s.blocks;
-            e.2 += s.peak_bytes;
+            let e = map.entry(normalise(&s.function)).or_default();
+            e.bytes += s.bytes;
+            e.blocks += s.blocks;
+            e.peak += s.peak_bytes;
+            e.locations.insert(s.location.clone());
         }
         map
     };
     let (ib, ia) = (index(&b.profile.sites), index(&a.profile.sites));
     let per = |n: u64, r: u64| if r == 0 { 0.0 } else { n as f64 / r as f64 };
-    let keys: BTreeSet<&(String, String)> = ib.keys().chain(ia.keys()).collect();
+    let empty = Sum::default();
+    let keys: BTreeSet<&String> = ib.keys().chain(ia.keys()).collect();
     let mut rows: Vec<SiteDelta> = keys
         .into_iter()
-        .map(|key| {
-            let vb = ib.get(key).copied().unwrap_or_default();
-            let va = ia.get(key).copied().unwrap_or_default();
+        .map(|function| {
+            let vb = ib.get(function).unwrap_or(&empty);
+            let va = ia.get(function).unwrap_or(&empty);
+            let locations = if va.locations.is_empty() {
+                &vb.locations
+            } else {
+                &va.locations
+            };
+            let mut location = locations.iter().next().cloned().unwrap_or_default();
+            if locations.len() > 1 {
+                location.push_str(&format!(" (+{} more)", locations.len() - 1));
+            }
             SiteDelta {
-                function: key.0.clone(),
-                location: key.1.clone(),
-                bytes_per_request: (per(vb.0, rb), per(va.0, ra)),
-                blocks_per_request: (per(vb.1, rb), per(va.1, ra)),
-                peak_bytes: (vb.2, va.2),
+                function: function.clone(),
+                location,
+                bytes_per_request: (per(vb.bytes, rb), per(va.bytes, ra)),
+                blocks_per_request: (per(vb.blocks, rb), per(va.blocks, ra)),
+                peak_bytes: (vb.peak, va.peak),
             }
         })
         .collect();
@@ -982,6 +1003,19 @@ mod tests {
         );
         assert_eq!(c.regressions(40.0).len(), 1);
         assert!(c.regressions(60.0).is_empty());
+    }
+
+    #[test]
+    fn a_site_whose_line_moved_is_one_row() {
+        let before = mem_run("b", 100, 1, 5_000);
+        let mut after = mem_run("a", 100, 1, 5_000);
+        let site = &mut after.mem.as_mut().unwrap().profile.sites[0];
+        site.location = format!("{}0", site.location);
+        let function = site.function.clone();
+        let c = Comparison::new(&before, &after, 20).unwrap();
+        let rows: Vec<&SiteDelta> = c.data.sites.iter().filter(|s| s.function == function).collect();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].bytes_per_request.0, rows[0].bytes_per_request.1);
     }
 
     #[test]
