@@ -155,6 +155,7 @@ pub fn seed_request(client: &reqwest::blocking::Client, url: &str, i: usize) -> 
 
 /// Starts the binary recording into `dir/traces` with its profiler files in `dir/profile`, sends `requests` of the
 /// seed mix, and returns it still running with the profile directory.
+#[cfg(any(feature = "pprof", feature = "dhat-heap", feature = "timeline"))]
 pub fn recording_binary_after_seed_mix(dir: &Path, requests: usize) -> (Binary, std::path::PathBuf) {
     let profile = dir.join("profile");
     let app = Binary::start(
