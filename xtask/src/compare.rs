@@ -65,6 +65,7 @@ impl CompareArgs {
         let mut files = Vec::new();
         if self.flamegraph {
             files.push(differential_flamegraph(&before_dir, &after_dir, &before, &after, &out)?);
+            files.push(out.join("diff.folded"));
         }
         let sections = comparison.sections();
         let json = out.join("compare.json");
