@@ -42,6 +42,11 @@ pub struct Flags {
     #[arg(long, value_name = "DIR")]
     pub traces_dir: Option<PathBuf>,
 
+    /// Build each span's trace-file line and throw it away instead of writing trace files: the SDK's cost without
+    /// file I/O (for the benchmark).
+    #[arg(long, conflicts_with = "traces_dir")]
+    pub discard_spans: bool,
+
     /// Where the profiler's files and run.json (requests, CPU seconds, SDK counters) are written; created if
     /// missing [default: the current directory in a profiler build, else nothing is written].
     #[arg(long, env = "DEMO_APP_PROFILE_DIR", value_name = "DIR")]

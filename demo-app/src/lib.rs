@@ -15,6 +15,7 @@
 
 mod calibrate;
 pub mod cli;
+pub mod discard;
 mod endpoints;
 pub mod profiler;
 mod state;

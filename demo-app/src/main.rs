@@ -98,6 +98,9 @@ fn sdk_from_flags(flags: &Flags) -> anyhow::Result<drift_sdk::DriftBuilder> {
     if let Some(dir) = &flags.traces_dir {
         builder = builder.traces_dir(dir);
     }
+    if flags.discard_spans {
+        builder = builder.exporter(Box::new(demo_app::discard::DiscardLines::default()));
+    }
     if let Some(path) = &flags.transforms {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading --transforms {}", path.display()))?;
         let doc: serde_yaml::Value =

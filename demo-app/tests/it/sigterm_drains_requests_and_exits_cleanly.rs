@@ -110,3 +110,20 @@ fn a_build_without_a_profiler_writes_nothing_unless_asked() {
         "nothing in the working directory"
     );
 }
+
+#[test]
+fn discard_spans_exports_every_span_and_writes_no_trace_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Binary::start(&["--mode", "record", "--discard-spans"], dir.path());
+    let client = blocking_client();
+    for i in 0..12 {
+        assert_eq!(seed_request(&client, &app.url, i).status(), 200);
+    }
+    let (status, stopped) = app.stop_with(Signal::SIGTERM);
+    assert!(status.success());
+    assert_eq!(
+        (stopped["sdk"]["recorded"].as_u64(), stopped["sdk"]["exported"].as_u64()),
+        (Some(12), Some(12))
+    );
+    assert!(!dir.path().join(".tusk").exists(), "no trace directory");
+}
