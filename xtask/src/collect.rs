@@ -35,17 +35,24 @@ pub struct Binaries {
 /// Builds the demo app with `mode`'s feature and the workload, both in the `profiling` profile (release with debug
 /// info). Cargo's own progress shows on stderr.
 pub fn build(sh: &Shell, root: &Path, mode: Mode) -> anyhow::Result<Binaries> {
-    let feature = format!("demo-app/{}", mode.feature());
-    cmd!(sh, "cargo build --profile profiling --package demo-app --package benchmarks --bin demo-app --bin workload --features {feature}")
+    build_with(sh, root, "profiling", Some(mode.feature()))
+}
+
+/// Builds the demo app (with `feature`, if any) and the workload in cargo profile `profile`.
+pub fn build_with(sh: &Shell, root: &Path, profile: &str, feature: Option<&str>) -> anyhow::Result<Binaries> {
+    let features: Vec<String> = feature
+        .map(|f| vec!["--features".to_owned(), format!("demo-app/{f}")])
+        .unwrap_or_default();
+    cmd!(sh, "cargo build --profile {profile} --package demo-app --package benchmarks --bin demo-app --bin workload {features...}")
         .run()
-        .with_context(|| format!("building demo-app with the `{}` feature and the workload", mode.feature()))?;
+        .with_context(|| format!("building demo-app ({}) and the workload, profile {profile}", feature.unwrap_or("no profiler")))?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let dir = if target.is_absolute() {
         target
     } else {
         root.join(target)
     }
-    .join("profiling");
+    .join(if profile == "dev" { "debug" } else { profile });
     Ok(Binaries {
         demo_app: dir.join("demo-app"),
         workload: dir.join("workload"),
@@ -110,6 +117,11 @@ impl App {
                 )
             }
         }
+    }
+
+    /// The app's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Fails when the app has exited by itself.

@@ -22,6 +22,29 @@ pub enum Command {
     Profile(ProfileArgs),
     /// Compare two saved runs of the same mode: what changed, and whether it is more than noise.
     Compare(CompareArgs),
+    /// Measure the SDK's overhead end to end: every configuration (disabled, record, transforms, sampling) on
+    /// three workloads, a fresh app process each, interleaved over several rounds.
+    Bench(BenchArgs),
+}
+
+/// `cargo xtask bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// How long the workload drives each run.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Keep-alive connections of the workload (enough to saturate the app on 2 cores).
+    #[arg(long, default_value_t = 4, value_name = "C", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// Rounds: each runs every configuration once, in a rotated order.
+    #[arg(long, default_value_t = 3, value_name = "K", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=50))]
+    pub runs: usize,
+    /// Only these workloads (comma-separated: seed, realistic, outbound) [default: all three].
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub workloads: Option<Vec<String>>,
+    /// Save as results/NAME (refused if it exists) [default: bench-YYYYmmdd-HHMMSS].
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    pub save: Option<String>,
 }
 
 /// `cargo xtask compare BEFORE AFTER`.

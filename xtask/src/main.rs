@@ -4,10 +4,12 @@
 //!   workload, and print where the CPU time, the allocations or the SDK's stage time go (`profile.rs`).
 //! - `cargo xtask compare BEFORE AFTER`: what changed between two saved runs, and whether it is noise
 //!   (`compare.rs`).
+//! - `cargo xtask bench`: the SDK's overhead end to end, against the targets it must meet (`bench.rs`).
 //!
 //! Thin: parse the flags (`flags.rs`), find the workspace root, dispatch. Exit codes: 0 done, 1 a step failed,
 //! 2 bad usage.
 
+mod bench;
 mod collect;
 mod compare;
 mod flags;
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         match flags.command {
             flags::Command::Profile(args) => args.run(&sh, &root),
             flags::Command::Compare(args) => args.run(&root),
+            flags::Command::Bench(args) => args.run(&sh, &root),
         }
     });
     match result {

@@ -603,7 +603,7 @@ fn workload_facts(report: &Value) -> WorkloadFacts {
     }
 }
 
-fn git_commit(sh: &Shell) -> String {
+pub(crate) fn git_commit(sh: &Shell) -> String {
     let commit = cmd!(sh, "git rev-parse --short HEAD")
         .quiet()
         .ignore_stderr()

@@ -1,0 +1,782 @@
+//! `cargo xtask bench`: the SDK's overhead, measured end to end, and the targets it must meet.
+//!
+//! The demo app (release, no profiler) runs once per configuration and workload, each time a fresh process. The
+//! order is interleaved (every configuration once per round, K rounds), so the machine's drift hits every
+//! configuration alike. For each run: the workload's req/s and latency percentiles, the app's own CPU seconds and
+//! peak RSS (its `run.json`, from getrusage), its resident set sampled every 100 ms from `/proc`, and the SDK's
+//! counters.
+//!
+//! Derived, within a round against that round's `disabled` run, then the median over rounds:
+//! - throughput ratio and p99 ratio to disabled;
+//! - **SDK CPU µs per request** = CPU µs per request of the configuration − CPU µs per request of disabled. That is
+//!   the issue's (server CPU − disabled server CPU) ÷ requests, per request on each side, because two runs of the
+//!   same duration serve different numbers of requests.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use xshell::Shell;
+
+use crate::Failure;
+use crate::collect::{self, App};
+use crate::flags::BenchArgs;
+use crate::render::tables::{bytes, fixed, table, thousands};
+
+/// A configuration of the SDK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub name: &'static str,
+    /// What it means, for the table's legend.
+    pub meaning: &'static str,
+}
+
+/// Every configuration, in table order. `disabled` is the baseline of the others.
+pub const CONFIGS: [Config; 7] = [
+    Config {
+        name: "disabled",
+        meaning: "SDK mode DISABLED (the baseline)",
+    },
+    Config {
+        name: "record",
+        meaning: "RECORD, sampling 1.0, one trace file per trace",
+    },
+    Config {
+        name: "record-no-files",
+        meaning: "RECORD 1.0, every line built, no file written (--discard-spans)",
+    },
+    Config {
+        name: "record+transforms",
+        meaning: "RECORD 1.0 with the redact/mask rules of benchmarks/transforms.yaml",
+    },
+    Config {
+        name: "sampling-0.5",
+        meaning: "RECORD at 0.5",
+    },
+    Config {
+        name: "sampling-0.1",
+        meaning: "RECORD at 0.1",
+    },
+    Config {
+        name: "sampling-0.01",
+        meaning: "RECORD at 0.01",
+    },
+];
+
+/// The workloads: (name, `--mix`).
+pub const WORKLOADS: [(&str, &str); 3] = [("seed", "seed"), ("realistic", "realistic"), ("outbound", "outbound")];
+
+impl Config {
+    fn app_args(&self, root: &Path, run_dir: &Path) -> Vec<String> {
+        let traces = run_dir.join("traces").display().to_string();
+        let mut args: Vec<String> = vec!["--listen".into(), "127.0.0.1:0".into()];
+        let record = |rate: &str| -> Vec<String> {
+            vec!["--mode".into(), "record".into(), "--sampling-rate".into(), rate.into()]
+        };
+        match self.name {
+            "disabled" => args.extend(["--mode".into(), "disabled".into()]),
+            "record-no-files" => {
+                args.extend(record("1.0"));
+                args.push("--discard-spans".into());
+            }
+            "record+transforms" => {
+                args.extend(record("1.0"));
+                args.extend([
+                    "--transforms".into(),
+                    root.join("benchmarks/transforms.yaml").display().to_string(),
+                ]);
+            }
+            name => args.extend(record(name.strip_prefix("sampling-").unwrap_or("1.0"))),
+        }
+        if self.name != "record-no-files" {
+            args.extend(["--traces-dir".into(), traces]);
+        }
+        args.extend(["--profile-dir".into(), run_dir.display().to_string()]);
+        args
+    }
+}
+
+/// One run of one configuration on one workload.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Sample {
+    pub workload: String,
+    pub config: String,
+    pub round: usize,
+    pub req_per_s: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub failed: u64,
+    /// Requests the app served (warm-up included), the per-request divisor.
+    pub requests: u64,
+    /// The app's CPU seconds, user + system.
+    pub cpu_seconds: f64,
+    pub peak_rss_kib: u64,
+    /// Mean RSS over the last tenth of the run minus the mean over its second tenth.
+    pub rss_growth_kib: f64,
+    pub recorded: u64,
+    pub exported: u64,
+    pub dropped: u64,
+    /// Trace files on disk after the run.
+    pub trace_files: u64,
+}
+
+impl Sample {
+    fn cpu_us_per_request(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.cpu_seconds * 1e6 / self.requests as f64
+        }
+    }
+}
+
+/// The medians of one (workload, configuration) over its rounds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Row {
+    pub workload: String,
+    pub config: String,
+    pub runs: usize,
+    pub req_per_s: f64,
+    pub req_per_s_spread: (f64, f64),
+    pub throughput_ratio: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p99_ratio: f64,
+    pub cpu_us_per_request: f64,
+    pub sdk_us_per_request: f64,
+    pub sdk_us_spread: (f64, f64),
+    /// SDK CPU µs per exported span (the SDK's extra CPU divided by the spans it wrote).
+    pub sdk_us_per_span: f64,
+    pub peak_rss_kib: f64,
+    pub rss_growth_kib: f64,
+    pub requests: f64,
+    pub exported: f64,
+    pub dropped: f64,
+}
+
+/// What `bench.json` holds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub version: u32,
+    pub name: String,
+    pub started: String,
+    pub duration_s: f64,
+    pub concurrency: u32,
+    pub rounds: usize,
+    pub git_commit: String,
+    pub rows: Vec<Row>,
+    pub targets: Vec<Target>,
+    pub samples: Vec<Sample>,
+}
+
+/// One target of the issue, with its measured figure.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Target {
+    pub what: String,
+    pub limit: String,
+    pub measured: String,
+    pub holds: bool,
+}
+
+impl BenchArgs {
+    pub fn run(self, sh: &Shell, root: &Path) -> Result<(), Failure> {
+        let workloads: Vec<(&str, &str)> = match &self.workloads {
+            None => WORKLOADS.to_vec(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    WORKLOADS.iter().find(|(w, _)| w == n).copied().ok_or_else(|| {
+                        Failure::Usage(anyhow::anyhow!(
+                            "unknown workload {n:?}: use {}",
+                            WORKLOADS.map(|(w, _)| w).join(", ")
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let (stamp, started) = crate::summary::utc_stamps(unix);
+        let name = self.save.clone().unwrap_or_else(|| format!("bench-{stamp}"));
+        let dir = root.join("results").join(&name);
+        if dir.exists() {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "results/{name} exists: choose another --save name (nothing of an earlier run is overwritten)"
+            )));
+        }
+        eprintln!("[build] demo-app (release, no profiler) and the workload");
+        let binaries = collect::build_with(sh, root, "release", None).context("building for the benchmark")?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+
+        let total = self.runs * workloads.len() * CONFIGS.len();
+        let mut samples = Vec::with_capacity(total);
+        let mut n = 0;
+        for round in 0..self.runs {
+            for (workload, mix) in &workloads {
+                // Rotate the order each round so no configuration always runs first (or right after a clean-up).
+                for k in 0..CONFIGS.len() {
+                    let config = CONFIGS[(k + round) % CONFIGS.len()];
+                    n += 1;
+                    let run_dir = dir.join("runs").join(format!("{workload}-{}-{round}", config.name));
+                    let sample = self
+                        .run_one(sh, root, &binaries, &config, workload, mix, round, &run_dir)
+                        .with_context(|| {
+                            format!("run {n}/{total}: {workload} · {} · round {}", config.name, round + 1)
+                        })?;
+                    eprintln!(
+                        "[{n}/{total}] {workload} · {} · round {}: {} req/s, p99 {} µs, CPU {} s, {} spans written, {} dropped",
+                        config.name,
+                        round + 1,
+                        fixed(sample.req_per_s, 0),
+                        fixed(sample.p99_us, 0),
+                        fixed(sample.cpu_seconds, 2),
+                        thousands(sample.exported),
+                        thousands(sample.dropped)
+                    );
+                    samples.push(sample);
+                }
+            }
+        }
+        let rows = rows(&samples);
+        let targets = targets(&rows);
+        let report = BenchReport {
+            version: 1,
+            name: name.clone(),
+            started,
+            duration_s: self.duration.as_secs_f64(),
+            concurrency: self.concurrency,
+            rounds: self.runs,
+            git_commit: crate::profile::git_commit(sh),
+            rows,
+            targets,
+            samples,
+        };
+        let json = dir.join("bench.json");
+        let text = serde_json::to_string_pretty(&report).context("serialising bench.json")?;
+        std::fs::write(&json, text + "\n").with_context(|| format!("writing {}", json.display()))?;
+        let rendered = render(&report);
+        std::fs::write(dir.join("bench.txt"), &rendered).context("writing bench.txt")?;
+        println!("{rendered}");
+        println!(
+            "files in {}: bench.json, bench.txt, runs/",
+            dir.strip_prefix(root).unwrap_or(&dir).display()
+        );
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_one(
+        &self,
+        sh: &Shell,
+        root: &Path,
+        binaries: &collect::Binaries,
+        config: &Config,
+        workload: &str,
+        mix: &str,
+        round: usize,
+        run_dir: &Path,
+    ) -> anyhow::Result<Sample> {
+        std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+        let mut app = App::start(
+            sh,
+            &binaries.demo_app,
+            &config.app_args(root, run_dir),
+            &run_dir.join("demo-app.log"),
+        )?;
+        let sampler = RssSampler::start(app.pid());
+        let args = vec![
+            "--concurrency".to_owned(),
+            self.concurrency.to_string(),
+            "--mix".to_owned(),
+            mix.to_owned(),
+            "--duration".to_owned(),
+            format!("{}ms", self.duration.as_millis()),
+        ];
+        let workload_json = run_dir.join("workload.json");
+        let result = collect::run_workload(
+            sh,
+            &binaries.workload,
+            &app.url,
+            &args,
+            &workload_json,
+            &run_dir.join("workload.txt"),
+        );
+        let rss = sampler.stop();
+        app.check_alive()?;
+        let (status, report) = result?;
+        let stopped = app.stop(sh)?;
+        if !status.success() {
+            bail!(
+                "the workload failed ({status}): {} of {} requests failed",
+                report["failed"],
+                report["requests"]
+            );
+        }
+        let run: Value = serde_json::from_str(
+            &std::fs::read_to_string(run_dir.join("run.json")).context("reading the app's run.json")?,
+        )
+        .context("parsing run.json")?;
+        let traces = run_dir.join("traces");
+        let trace_files = count_and_remove(&traces)?;
+        let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+        let u = |v: &Value| v.as_u64().unwrap_or(0);
+        Ok(Sample {
+            workload: workload.to_owned(),
+            config: config.name.to_owned(),
+            round,
+            req_per_s: f(&report["req_per_s"]),
+            p50_us: f(&report["latency_us"]["p50"]),
+            p90_us: f(&report["latency_us"]["p90"]),
+            p99_us: f(&report["latency_us"]["p99"]),
+            failed: u(&report["failed"]),
+            requests: u(&run["requests"]),
+            cpu_seconds: f(&run["cpu_seconds"]["total"]),
+            peak_rss_kib: u(&run["cpu_seconds"]["max_rss_kib"]),
+            rss_growth_kib: growth(&rss),
+            recorded: u(&stopped["sdk"]["recorded"]),
+            exported: u(&stopped["sdk"]["exported"]),
+            dropped: u(&stopped["sdk"]["dropped"]),
+            trace_files,
+        })
+    }
+}
+
+/// Counts the trace files of a run, then deletes them: a recorded run at full speed writes hundreds of thousands.
+fn count_and_remove(traces: &Path) -> anyhow::Result<u64> {
+    if !traces.exists() {
+        return Ok(0);
+    }
+    let count = std::fs::read_dir(traces)
+        .with_context(|| format!("reading {}", traces.display()))?
+        .count() as u64;
+    std::fs::remove_dir_all(traces).with_context(|| format!("removing {}", traces.display()))?;
+    Ok(count)
+}
+
+/// Polls `/proc/PID/status` for VmRSS every 100 ms on its own thread.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<u64>>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let path = PathBuf::from(format!("/proc/{pid}/status"));
+            let mut kib = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                if let Some(rss) = std::fs::read_to_string(&path).ok().and_then(|s| vm_rss_kib(&s)) {
+                    kib.push(rss);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            kib
+        });
+        RssSampler { stop, thread }
+    }
+
+    fn stop(self) -> Vec<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+fn vm_rss_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Mean of the last tenth of `kib` minus the mean of its second tenth; 0 with fewer than 20 readings.
+pub fn growth(kib: &[u64]) -> f64 {
+    if kib.len() < 20 {
+        return 0.0;
+    }
+    let tenth = kib.len() / 10;
+    let mean = |s: &[u64]| s.iter().sum::<u64>() as f64 / s.len() as f64;
+    mean(&kib[kib.len() - tenth..]) - mean(&kib[tenth..2 * tenth])
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+fn spread(values: &[f64]) -> (f64, f64) {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if values.is_empty() { (0.0, 0.0) } else { (min, max) }
+}
+
+/// Medians per (workload, configuration); ratios and SDK cost against the same round's disabled run.
+pub fn rows(samples: &[Sample]) -> Vec<Row> {
+    let mut out = Vec::new();
+    let workloads: Vec<&str> = {
+        let mut w: Vec<&str> = Vec::new();
+        for s in samples {
+            if !w.contains(&s.workload.as_str()) {
+                w.push(&s.workload);
+            }
+        }
+        w
+    };
+    for workload in workloads {
+        let baseline = |round: usize| {
+            samples
+                .iter()
+                .find(|s| s.workload == workload && s.config == "disabled" && s.round == round)
+        };
+        for config in CONFIGS {
+            let runs: Vec<&Sample> = samples
+                .iter()
+                .filter(|s| s.workload == workload && s.config == config.name)
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let col = |f: &dyn Fn(&Sample) -> f64| median(runs.iter().map(|s| f(s)).collect());
+            let paired = |f: &dyn Fn(&Sample, &Sample) -> f64| -> Vec<f64> {
+                runs.iter().filter_map(|s| baseline(s.round).map(|b| f(s, b))).collect()
+            };
+            let ratio = |a: f64, b: f64| if b == 0.0 { 0.0 } else { a / b };
+            let sdk_us = paired(&|s, b| s.cpu_us_per_request() - b.cpu_us_per_request());
+            let sdk_per_span = paired(&|s, b| {
+                let extra_us = (s.cpu_us_per_request() - b.cpu_us_per_request()) * s.requests as f64;
+                if s.exported == 0 {
+                    0.0
+                } else {
+                    extra_us / s.exported as f64
+                }
+            });
+            let req: Vec<f64> = runs.iter().map(|s| s.req_per_s).collect();
+            out.push(Row {
+                workload: workload.to_owned(),
+                config: config.name.to_owned(),
+                runs: runs.len(),
+                req_per_s: median(req.clone()),
+                req_per_s_spread: spread(&req),
+                throughput_ratio: median(paired(&|s, b| ratio(s.req_per_s, b.req_per_s))),
+                p50_us: col(&|s| s.p50_us),
+                p90_us: col(&|s| s.p90_us),
+                p99_us: col(&|s| s.p99_us),
+                p99_ratio: median(paired(&|s, b| ratio(s.p99_us, b.p99_us))),
+                cpu_us_per_request: col(&|s| s.cpu_us_per_request()),
+                sdk_us_per_request: median(sdk_us.clone()),
+                sdk_us_spread: spread(&sdk_us),
+                sdk_us_per_span: median(sdk_per_span),
+                peak_rss_kib: col(&|s| s.peak_rss_kib as f64),
+                rss_growth_kib: col(&|s| s.rss_growth_kib),
+                requests: col(&|s| s.requests as f64),
+                exported: col(&|s| s.exported as f64),
+                dropped: col(&|s| s.dropped as f64),
+            });
+        }
+    }
+    out
+}
+
+/// The issue's targets, each with its measured figure. Targets whose runs are missing are left out.
+pub fn targets(rows: &[Row]) -> Vec<Target> {
+    let find = |w: &str, c: &str| rows.iter().find(|r| r.workload == w && r.config == c);
+    let mut out = Vec::new();
+    let mut push = |what: String, limit: &str, measured: String, holds: bool| {
+        out.push(Target {
+            what,
+            limit: limit.to_owned(),
+            measured,
+            holds,
+        });
+    };
+    if let Some(r) = find("seed", "record") {
+        push(
+            "SDK CPU per request, seed mix, one file per trace".into(),
+            "≤ 13 µs",
+            format!(
+                "{} µs ({} µs per exported span)",
+                fixed(r.sdk_us_per_request, 2),
+                fixed(r.sdk_us_per_span, 2)
+            ),
+            r.sdk_us_per_request <= 13.0,
+        );
+    }
+    if let Some(r) = find("seed", "record-no-files") {
+        push(
+            "SDK CPU per request, seed mix, everything but the file".into(),
+            "≤ 5 µs",
+            format!("{} µs", fixed(r.sdk_us_per_request, 2)),
+            r.sdk_us_per_request <= 5.0,
+        );
+    }
+    for (workload, limit) in [("seed", 0.90), ("realistic", 0.98)] {
+        if let Some(r) = find(workload, "record") {
+            push(
+                format!("throughput, recording 1.0, {workload}"),
+                &format!("≥ {limit:.2} × disabled"),
+                format!("{:.3} ×", r.throughput_ratio),
+                r.throughput_ratio >= limit,
+            );
+        }
+    }
+    for r in rows.iter().filter(|r| r.config == "sampling-0.1") {
+        push(
+            format!("throughput, sampling 0.1, {}", r.workload),
+            "≥ 0.98 × disabled",
+            format!("{:.3} ×", r.throughput_ratio),
+            r.throughput_ratio >= 0.98,
+        );
+    }
+    for r in rows.iter().filter(|r| r.config == "record") {
+        push(
+            format!("p99 latency, recording 1.0, {}", r.workload),
+            "≤ 1.10 × disabled",
+            format!("{:.3} ×", r.p99_ratio),
+            r.p99_ratio <= 1.10,
+        );
+    }
+    for r in rows.iter().filter(|r| r.config == "record") {
+        if let Some(d) = find(&r.workload, "disabled") {
+            let extra_mib = (r.peak_rss_kib - d.peak_rss_kib) / 1024.0;
+            push(
+                format!(
+                    "peak RSS, recording, {} ({} requests)",
+                    r.workload,
+                    thousands(r.requests as u64)
+                ),
+                "≤ disabled + 50 MiB",
+                format!("{} (+{} MiB)", bytes(r.peak_rss_kib * 1024.0), fixed(extra_mib, 1)),
+                extra_mib <= 50.0,
+            );
+            push(
+                format!("RSS growth, second → last tenth, recording, {}", r.workload),
+                "none (≤ 1 MiB)",
+                format!("{} MiB", fixed(r.rss_growth_kib / 1024.0, 2)),
+                r.rss_growth_kib <= 1024.0,
+            );
+        }
+    }
+    out
+}
+
+/// The tables, the legend and the targets, as printed.
+pub fn render(report: &BenchReport) -> String {
+    let mut out = format!(
+        "cargo xtask bench — {}: {} s per run, {} connections, {} rounds, {} (medians over the rounds; ratios and SDK \
+         cost against the same round's disabled run)\n\n",
+        report.name, report.duration_s, report.concurrency, report.rounds, report.git_commit
+    );
+    let mut workloads: Vec<&str> = Vec::new();
+    for r in &report.rows {
+        if !workloads.contains(&r.workload.as_str()) {
+            workloads.push(&r.workload);
+        }
+    }
+    for workload in workloads {
+        let mut t = table(
+            &[
+                "config",
+                "req/s",
+                "× disabled",
+                "p50 µs",
+                "p90 µs",
+                "p99 µs",
+                "p99 ×",
+                "CPU µs/req",
+                "SDK µs/req",
+                "SDK µs/span",
+                "peak RSS",
+                "spans written",
+                "dropped",
+            ],
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+        );
+        for r in report.rows.iter().filter(|r| r.workload == workload) {
+            let baseline = r.config == "disabled";
+            t.add_row(vec![
+                r.config.clone(),
+                format!(
+                    "{} ({}–{})",
+                    fixed(r.req_per_s, 0),
+                    fixed(r.req_per_s_spread.0, 0),
+                    fixed(r.req_per_s_spread.1, 0)
+                ),
+                if baseline {
+                    "1".into()
+                } else {
+                    format!("{:.3}", r.throughput_ratio)
+                },
+                fixed(r.p50_us, 0),
+                fixed(r.p90_us, 0),
+                fixed(r.p99_us, 0),
+                if baseline {
+                    "1".into()
+                } else {
+                    format!("{:.3}", r.p99_ratio)
+                },
+                fixed(r.cpu_us_per_request, 2),
+                if baseline {
+                    "-".into()
+                } else {
+                    format!(
+                        "{} ({}–{})",
+                        fixed(r.sdk_us_per_request, 2),
+                        fixed(r.sdk_us_spread.0, 2),
+                        fixed(r.sdk_us_spread.1, 2)
+                    )
+                },
+                if baseline || r.exported == 0.0 {
+                    "-".into()
+                } else {
+                    fixed(r.sdk_us_per_span, 2)
+                },
+                bytes(r.peak_rss_kib * 1024.0),
+                thousands(r.exported as u64),
+                thousands(r.dropped as u64),
+            ]);
+        }
+        out.push_str(&format!("workload: {workload}\n{t}\n\n"));
+    }
+    out.push_str("configurations:\n");
+    for c in CONFIGS {
+        out.push_str(&format!("  {:<18} {}\n", c.name, c.meaning));
+    }
+    let mut t = table(&["target", "limit", "measured", "holds"], &[]);
+    for target in &report.targets {
+        t.add_row(vec![
+            target.what.clone(),
+            target.limit.clone(),
+            target.measured.clone(),
+            if target.holds { "yes".into() } else { "NO".into() },
+        ]);
+    }
+    out.push_str(&format!("\ntargets:\n{t}\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(workload: &str, config: &str, round: usize, req_per_s: f64, cpu_seconds: f64, requests: u64) -> Sample {
+        Sample {
+            workload: workload.into(),
+            config: config.into(),
+            round,
+            req_per_s,
+            p50_us: 100.0,
+            p90_us: 150.0,
+            p99_us: if config == "disabled" { 200.0 } else { 210.0 },
+            failed: 0,
+            requests,
+            cpu_seconds,
+            peak_rss_kib: if config == "disabled" { 20_000 } else { 30_000 },
+            rss_growth_kib: 0.0,
+            recorded: requests,
+            exported: if config == "disabled" { 0 } else { requests / 2 },
+            dropped: 0,
+            trace_files: 0,
+        }
+    }
+
+    #[test]
+    fn sdk_cost_is_per_request_against_the_same_rounds_baseline() {
+        // Round 0: disabled 10 µs/request, record 25 µs/request → 15. Round 1: 12 and 24 → 12. Median 13.5.
+        let samples = vec![
+            sample("seed", "disabled", 0, 1000.0, 1.0, 100_000),
+            sample("seed", "record", 0, 900.0, 2.0, 80_000),
+            sample("seed", "disabled", 1, 1000.0, 1.2, 100_000),
+            sample("seed", "record", 1, 950.0, 2.4, 100_000),
+        ];
+        let rows = rows(&samples);
+        let record = rows.iter().find(|r| r.config == "record").unwrap();
+        assert!(
+            (record.sdk_us_per_request - 13.5).abs() < 1e-9,
+            "{}",
+            record.sdk_us_per_request
+        );
+        assert_eq!(record.sdk_us_spread, (12.0, 15.0));
+        assert!((record.throughput_ratio - 0.925).abs() < 1e-9);
+        assert!((record.p99_ratio - 1.05).abs() < 1e-9);
+        // Round 0: 15 µs × 80,000 requests over 40,000 spans = 30; round 1: 12 × 100,000 / 50,000 = 24.
+        assert!((record.sdk_us_per_span - 27.0).abs() < 1e-9);
+        let targets = targets(&rows);
+        let cpu = targets
+            .iter()
+            .find(|t| t.what.starts_with("SDK CPU per request, seed mix, one file"))
+            .unwrap();
+        assert!(cpu.holds == (13.5 <= 13.0) && cpu.measured.starts_with("13.50 µs"));
+        let throughput = targets
+            .iter()
+            .find(|t| t.what == "throughput, recording 1.0, seed")
+            .unwrap();
+        assert!(throughput.holds);
+        let rss = targets.iter().find(|t| t.what.starts_with("peak RSS")).unwrap();
+        assert!(rss.holds && rss.measured.contains("+9.8 MiB"), "{}", rss.measured);
+        assert!(
+            render(&BenchReport {
+                version: 1,
+                name: "t".into(),
+                started: String::new(),
+                duration_s: 5.0,
+                concurrency: 4,
+                rounds: 2,
+                git_commit: "abc".into(),
+                rows,
+                targets,
+                samples,
+            })
+            .contains("13.50 (12.00–15.00)")
+        );
+    }
+
+    #[test]
+    fn growth_compares_the_last_tenth_with_the_second() {
+        let flat: Vec<u64> = vec![100; 50];
+        assert_eq!(growth(&flat), 0.0);
+        let rising: Vec<u64> = (0..100).collect();
+        assert!((growth(&rising) - 80.0).abs() < 1e-9, "{}", growth(&rising));
+        assert_eq!(growth(&[1, 2, 3]), 0.0, "too few readings");
+    }
+
+    #[test]
+    fn vm_rss_is_read_from_proc_status() {
+        assert_eq!(vm_rss_kib("Name:\tx\nVmRSS:\t   12345 kB\nVmHWM: 1 kB\n"), Some(12345));
+        assert_eq!(vm_rss_kib("Name:\tx\n"), None);
+        assert!(vm_rss_kib(&std::fs::read_to_string("/proc/self/status").unwrap()).is_some());
+    }
+
+    #[test]
+    fn every_config_starts_the_app_as_it_says() {
+        let (root, dir) = (Path::new("/repo"), Path::new("/repo/results/b/runs/x"));
+        let args = |name: &str| {
+            CONFIGS
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap()
+                .app_args(root, dir)
+                .join(" ")
+        };
+        assert!(args("disabled").contains("--mode disabled"));
+        assert!(
+            args("record").contains("--mode record --sampling-rate 1.0") && args("record").contains("--traces-dir")
+        );
+        assert!(
+            args("record-no-files").contains("--discard-spans") && !args("record-no-files").contains("--traces-dir")
+        );
+        assert!(args("record+transforms").contains("--transforms /repo/benchmarks/transforms.yaml"));
+        assert!(args("sampling-0.01").contains("--sampling-rate 0.01"));
+    }
+}
