@@ -71,8 +71,8 @@ pub const CONFIGS: [Config; 7] = [
 pub const WORKLOADS: [(&str, &str); 3] = [("seed", "seed"), ("realistic", "realistic"), ("outbound", "outbound")];
 
 impl Config {
-    fn app_args(&self, root: &Path, run_dir: &Path) -> Vec<String> {
-        let traces = run_dir.join("traces").display().to_string();
+    fn app_args(&self, root: &Path, run_dir: &Path, traces: &Path) -> Vec<String> {
+        let traces = traces.display().to_string();
         let mut args: Vec<String> = vec!["--listen".into(), "127.0.0.1:0".into()];
         let record = |rate: &str| -> Vec<String> {
             vec!["--mode".into(), "record".into(), "--sampling-rate".into(), rate.into()]
@@ -209,7 +209,15 @@ impl BenchArgs {
                 "results/{name} exists: choose another --save name (nothing of an earlier run is overwritten)"
             )));
         }
-        eprintln!("[build] demo-app (release, no profiler) and the workload");
+        let traces_root = match &self.traces_dir {
+            Some(dir) => dir.join(&name),
+            None if Path::new("/dev/shm").is_dir() => Path::new("/dev/shm").join(format!("drift-{name}")),
+            None => dir.join("traces"),
+        };
+        eprintln!(
+            "[build] demo-app (release, no profiler) and the workload; traces go to {}",
+            traces_root.display()
+        );
         let binaries = collect::build_with(sh, root, "release", None).context("building for the benchmark")?;
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
@@ -222,9 +230,11 @@ impl BenchArgs {
                 for k in 0..CONFIGS.len() {
                     let config = CONFIGS[(k + round) % CONFIGS.len()];
                     n += 1;
-                    let run_dir = dir.join("runs").join(format!("{workload}-{}-{round}", config.name));
+                    let run_name = format!("{workload}-{}-{round}", config.name);
+                    let run_dir = dir.join("runs").join(&run_name);
+                    let traces = traces_root.join(&run_name);
                     let sample = self
-                        .run_one(sh, root, &binaries, &config, workload, mix, round, &run_dir)
+                        .run_one(sh, root, &binaries, &config, workload, mix, round, &run_dir, &traces)
                         .with_context(|| {
                             format!("run {n}/{total}: {workload} · {} · round {}", config.name, round + 1)
                         })?;
@@ -242,6 +252,7 @@ impl BenchArgs {
                 }
             }
         }
+        let _ = std::fs::remove_dir(&traces_root);
         let rows = rows(&samples);
         let targets = targets(&rows);
         let report = BenchReport {
@@ -280,12 +291,13 @@ impl BenchArgs {
         mix: &str,
         round: usize,
         run_dir: &Path,
+        traces: &Path,
     ) -> anyhow::Result<Sample> {
         std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
         let mut app = App::start(
             sh,
             &binaries.demo_app,
-            &config.app_args(root, run_dir),
+            &config.app_args(root, run_dir, traces),
             &run_dir.join("demo-app.log"),
         )?;
         let sampler = RssSampler::start(app.pid());
@@ -321,8 +333,7 @@ impl BenchArgs {
             &std::fs::read_to_string(run_dir.join("run.json")).context("reading the app's run.json")?,
         )
         .context("parsing run.json")?;
-        let traces = run_dir.join("traces");
-        let trace_files = count_and_remove(&traces)?;
+        let trace_files = count_and_remove(traces)?;
         let f = |v: &Value| v.as_f64().unwrap_or(0.0);
         let u = |v: &Value| v.as_u64().unwrap_or(0);
         Ok(Sample {
@@ -761,17 +772,19 @@ mod tests {
     #[test]
     fn every_config_starts_the_app_as_it_says() {
         let (root, dir) = (Path::new("/repo"), Path::new("/repo/results/b/runs/x"));
+        let traces = Path::new("/dev/shm/b/x");
         let args = |name: &str| {
             CONFIGS
                 .iter()
                 .find(|c| c.name == name)
                 .unwrap()
-                .app_args(root, dir)
+                .app_args(root, dir, traces)
                 .join(" ")
         };
         assert!(args("disabled").contains("--mode disabled"));
         assert!(
-            args("record").contains("--mode record --sampling-rate 1.0") && args("record").contains("--traces-dir")
+            args("record").contains("--mode record --sampling-rate 1.0")
+                && args("record").contains("--traces-dir /dev/shm/b/x")
         );
         assert!(
             args("record-no-files").contains("--discard-spans") && !args("record-no-files").contains("--traces-dir")

@@ -45,6 +45,12 @@ pub struct BenchArgs {
     /// Save as results/NAME (refused if it exists) [default: bench-YYYYmmdd-HHMMSS].
     #[arg(long, value_name = "NAME", value_parser = parse_name)]
     pub save: Option<String>,
+    /// Where the recording runs write their trace files (counted and deleted after each run) [default: a folder in
+    /// /dev/shm when it exists, else the run's folder]. A tmpfs keeps the disk's state out of the comparison: on
+    /// this ext4 (mounted with `discard`) creating a file costs ~20 µs normally and hundreds of µs after the
+    /// previous run's mass delete, which would bill one configuration for another's clean-up.
+    #[arg(long, value_name = "DIR")]
+    pub traces_dir: Option<PathBuf>,
 }
 
 /// `cargo xtask compare BEFORE AFTER`.
