@@ -21,6 +21,9 @@ pub const DEFAULT_SCHEDULED_DELAY: Duration = Duration::from_secs(2);
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default number of open trace files remembered (§8.1).
 pub const DEFAULT_TRACE_FILE_LRU: usize = 1000;
+/// The default nice value of the export thread on Linux: below the request threads, so that a batch's burst of
+/// work waits for them rather than delaying a request by milliseconds.
+pub const DEFAULT_EXPORT_THREAD_NICE: i32 = 10;
 /// The default trace directory, relative to the current directory (§8.1).
 pub const DEFAULT_TRACES_DIR: &str = ".tusk/traces";
 /// The default API base URL (§9.1).
@@ -106,6 +109,8 @@ pub struct Settings {
     pub flush_timeout: Duration,
     /// Open trace files remembered by the file sink.
     pub trace_file_lru: usize,
+    /// The export thread's nice value (Linux).
+    pub export_thread_nice: i32,
     /// The environment the SDK was started with (for the env-var snapshot).
     pub(crate) env: HashMap<String, String>,
 }
@@ -134,6 +139,7 @@ pub(crate) struct BuilderValues {
     pub scheduled_delay: Option<Duration>,
     pub flush_timeout: Option<Duration>,
     pub trace_file_lru: Option<usize>,
+    pub export_thread_nice: Option<i32>,
 }
 
 /// Resolves builder values against the environment and `.tusk/config.yaml`.
@@ -311,6 +317,10 @@ fn resolve_with(
         scheduled_delay: b.scheduled_delay.unwrap_or(DEFAULT_SCHEDULED_DELAY),
         flush_timeout: b.flush_timeout.unwrap_or(DEFAULT_FLUSH_TIMEOUT),
         trace_file_lru,
+        export_thread_nice: b
+            .export_thread_nice
+            .unwrap_or(DEFAULT_EXPORT_THREAD_NICE)
+            .clamp(-20, 19),
         env,
     })
 }

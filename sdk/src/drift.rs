@@ -317,6 +317,15 @@ impl DriftBuilder {
         self
     }
 
+    /// The export thread's nice value on Linux, from -20 (first) to 19 (last); other systems ignore it. A nice above
+    /// the request threads' 0 lets a batch's burst of CPU work wait for them instead of delaying requests; under
+    /// sustained saturation the queue then fills and spans are dropped (counted) rather than requests slowed. By
+    /// default, [`config::DEFAULT_EXPORT_THREAD_NICE`] (10).
+    pub fn export_thread_nice(mut self, nice: i32) -> Self {
+        self.values.export_thread_nice = Some(nice);
+        self
+    }
+
     /// Resolves the configuration and starts the SDK: in mode `RECORD`, creates the trace directory and the
     /// `drift-exporter` thread. In mode `DISABLED` nothing starts and the layer and middleware pass through.
     pub fn init(self) -> Result<Drift> {
@@ -376,6 +385,7 @@ fn start(settings: Settings, custom: Option<Box<dyn SpanExporter>>) -> Result<Dr
             batch_size: settings.batch_size,
             scheduled_delay: settings.scheduled_delay,
             flush_timeout: settings.flush_timeout,
+            nice: settings.export_thread_nice,
         },
         adaptive,
         cleaner,

@@ -26,6 +26,19 @@ enum Control {
     Shutdown(Sender<()>),
 }
 
+/// Sets the calling thread's nice value (Linux: `setpriority` on the thread's id affects that thread only). A
+/// failure is logged and ignored: priority is an optimisation, never a reason not to export.
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    if nice != 0
+        && let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice)
+    {
+        tracing::debug!(nice, error = %e, "drift-sdk could not set the export thread's priority");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 /// The request-thread side of the pipeline. Shared by every layer and middleware clone through the SDK handle.
 #[derive(Debug)]
 pub(crate) struct BatchProcessor {
@@ -49,6 +62,8 @@ pub(crate) struct ExportThreadConfig {
     pub batch_size: usize,
     pub scheduled_delay: Duration,
     pub flush_timeout: Duration,
+    /// The export thread's nice value (Linux).
+    pub nice: i32,
 }
 
 impl BatchProcessor {
@@ -81,9 +96,10 @@ impl BatchProcessor {
                 last_update: None,
             }),
         };
-        let join = thread::Builder::new()
-            .name("drift-exporter".into())
-            .spawn(move || worker.run())?;
+        let join = thread::Builder::new().name("drift-exporter".into()).spawn(move || {
+            lower_priority(cfg.nice);
+            worker.run()
+        })?;
         Ok(BatchProcessor {
             queue,
             leftovers: rx,
@@ -376,6 +392,7 @@ mod tests {
             batch_size: batch,
             scheduled_delay: Duration::from_secs(3600),
             flush_timeout: Duration::from_secs(10),
+            nice: 0,
         };
         let p = BatchProcessor::start(cfg, None, cleaner, Box::new(sink), counters.clone()).unwrap();
         (p, counters)
@@ -417,6 +434,31 @@ mod tests {
             let _ = self.gate.recv();
             all_exported(&batch)
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_export_thread_runs_at_the_configured_nice() {
+        let cleaner = Cleaner::new(Arc::new(Transforms::default()), "development");
+        let cfg = ExportThreadConfig {
+            queue_capacity: 4,
+            batch_size: 4,
+            scheduled_delay: Duration::from_secs(3600),
+            flush_timeout: Duration::from_secs(10),
+            nice: 7,
+        };
+        let p = BatchProcessor::start(cfg, None, cleaner, Box::new(Counting::default()), Arc::default()).unwrap();
+        assert!(p.flush(), "the thread is running");
+        // Other tests' export threads run at 0; this one is the only one at 7. Field 19 of stat is the nice value
+        // (the name field before it has no spaces: "drift-exporter").
+        let nices: Vec<i64> = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+            .filter(|stat| stat.contains("(drift-exporter)"))
+            .filter_map(|stat| stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok())
+            .collect();
+        assert!(nices.contains(&7), "{nices:?}");
+        p.shutdown();
     }
 
     /// Waits (at most 10 s) until the export thread has taken everything queued.
