@@ -47,6 +47,10 @@ pub struct Flags {
     #[arg(long, conflicts_with = "traces_dir")]
     pub discard_spans: bool,
 
+    /// The SDK export thread's nice value (Linux), -20 to 19 [default: the SDK's, 0].
+    #[arg(long, value_name = "NICE", allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub export_thread_nice: Option<i32>,
+
     /// Where the profiler's files and run.json (requests, CPU seconds, SDK counters) are written; created if
     /// missing [default: the current directory in a profiler build, else nothing is written].
     #[arg(long, env = "DEMO_APP_PROFILE_DIR", value_name = "DIR")]

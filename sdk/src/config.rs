@@ -21,9 +21,9 @@ pub const DEFAULT_SCHEDULED_DELAY: Duration = Duration::from_secs(2);
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default number of open trace files remembered (§8.1).
 pub const DEFAULT_TRACE_FILE_LRU: usize = 1000;
-/// The default nice value of the export thread on Linux: below the request threads, so that a batch's burst of
-/// work waits for them rather than delaying a request by milliseconds.
-pub const DEFAULT_EXPORT_THREAD_NICE: i32 = 10;
+/// The default nice value of the export thread on Linux: the same as the request threads. A higher value shortens
+/// the tail latency of a saturated app but drops spans (see `DriftBuilder::export_thread_nice`).
+pub const DEFAULT_EXPORT_THREAD_NICE: i32 = 0;
 /// The default trace directory, relative to the current directory (§8.1).
 pub const DEFAULT_TRACES_DIR: &str = ".tusk/traces";
 /// The default API base URL (§9.1).

@@ -320,7 +320,7 @@ impl DriftBuilder {
     /// The export thread's nice value on Linux, from -20 (first) to 19 (last); other systems ignore it. A nice above
     /// the request threads' 0 lets a batch's burst of CPU work wait for them instead of delaying requests; under
     /// sustained saturation the queue then fills and spans are dropped (counted) rather than requests slowed. By
-    /// default, [`config::DEFAULT_EXPORT_THREAD_NICE`] (10).
+    /// default, [`config::DEFAULT_EXPORT_THREAD_NICE`] (0: no change).
     pub fn export_thread_nice(mut self, nice: i32) -> Self {
         self.values.export_thread_nice = Some(nice);
         self

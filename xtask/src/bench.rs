@@ -36,7 +36,7 @@ pub struct Config {
 }
 
 /// Every configuration, in table order. `disabled` is the baseline of the others.
-pub const CONFIGS: [Config; 7] = [
+pub const CONFIGS: [Config; 8] = [
     Config {
         name: "disabled",
         meaning: "SDK mode DISABLED (the baseline)",
@@ -48,6 +48,10 @@ pub const CONFIGS: [Config; 7] = [
     Config {
         name: "record-no-files",
         meaning: "RECORD 1.0, every line built, no file written (--discard-spans)",
+    },
+    Config {
+        name: "record-nice-10",
+        meaning: "RECORD 1.0, the SDK's export thread at nice 10 (--export-thread-nice)",
     },
     Config {
         name: "record+transforms",
@@ -82,6 +86,10 @@ impl Config {
             "record-no-files" => {
                 args.extend(record("1.0"));
                 args.push("--discard-spans".into());
+            }
+            "record-nice-10" => {
+                args.extend(record("1.0"));
+                args.extend(["--export-thread-nice".into(), "10".into()]);
             }
             "record+transforms" => {
                 args.extend(record("1.0"));
