@@ -47,6 +47,10 @@ pub struct Flags {
     #[arg(long, conflicts_with = "traces_dir")]
     pub discard_spans: bool,
 
+    /// Records per export batch: the export thread wakes when this many are queued [default: the SDK's, 512].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub batch_size: Option<u32>,
+
     /// The SDK export thread's nice value (Linux), -20 to 19 [default: the SDK's, 0].
     #[arg(long, value_name = "NICE", allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
     pub export_thread_nice: Option<i32>,

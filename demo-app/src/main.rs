@@ -98,6 +98,9 @@ fn sdk_from_flags(flags: &Flags) -> anyhow::Result<drift_sdk::DriftBuilder> {
     if let Some(dir) = &flags.traces_dir {
         builder = builder.traces_dir(dir);
     }
+    if let Some(records) = flags.batch_size {
+        builder = builder.batch_size(records as usize);
+    }
     if let Some(nice) = flags.export_thread_nice {
         builder = builder.export_thread_nice(nice);
     }

@@ -36,7 +36,7 @@ pub struct Config {
 }
 
 /// Every configuration, in table order. `disabled` is the baseline of the others.
-pub const CONFIGS: [Config; 8] = [
+pub const CONFIGS: [Config; 9] = [
     Config {
         name: "disabled",
         meaning: "SDK mode DISABLED (the baseline)",
@@ -52,6 +52,10 @@ pub const CONFIGS: [Config; 8] = [
     Config {
         name: "record-nice-10",
         meaning: "RECORD 1.0, the SDK's export thread at nice 10 (--export-thread-nice)",
+    },
+    Config {
+        name: "record-batch-64",
+        meaning: "RECORD 1.0, export batches of 64 records instead of 512 (--batch-size)",
     },
     Config {
         name: "record+transforms",
@@ -90,6 +94,10 @@ impl Config {
             "record-nice-10" => {
                 args.extend(record("1.0"));
                 args.extend(["--export-thread-nice".into(), "10".into()]);
+            }
+            "record-batch-64" => {
+                args.extend(record("1.0"));
+                args.extend(["--batch-size".into(), "64".into()]);
             }
             "record+transforms" => {
                 args.extend(record("1.0"));
