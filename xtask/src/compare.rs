@@ -40,6 +40,20 @@ impl CompareArgs {
         let results = root.join("results");
         let before_dir = find_run(&results, &self.before).map_err(Failure::Usage)?;
         let after_dir = find_run(&results, &self.after).map_err(Failure::Usage)?;
+        match (
+            before_dir.join("bench.json").is_file(),
+            after_dir.join("bench.json").is_file(),
+        ) {
+            (true, true) => return self.run_bench(root, &before_dir, &after_dir),
+            (false, false) => {}
+            _ => {
+                return Err(Failure::Usage(anyhow::anyhow!(
+                    "one of {} and {} is a bench and the other a profile: compare runs of the same kind",
+                    before_dir.display(),
+                    after_dir.display()
+                )));
+            }
+        }
         let before = Summary::read(&before_dir).map_err(Failure::Usage)?;
         let after = Summary::read(&after_dir).map_err(Failure::Usage)?;
         if before.mode != after.mode {
@@ -110,11 +124,149 @@ impl CompareArgs {
     }
 }
 
+impl CompareArgs {
+    /// Two saved benches: per workload and configuration, req/s and SDK µs per request before → after, with the
+    /// spread of each side's rounds. A change is called real when the two spreads do not overlap (with 3 rounds a
+    /// side, the chance that two equal configurations fail to overlap is 1 in 10); `--fail-above` gates on the SDK
+    /// µs per request of every configuration.
+    fn run_bench(&self, root: &Path, before_dir: &Path, after_dir: &Path) -> Result<(), Failure> {
+        let read = |dir: &Path| -> anyhow::Result<crate::bench::BenchReport> {
+            let path = dir.join("bench.json");
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        };
+        let before = read(before_dir).map_err(Failure::Usage)?;
+        let after = read(after_dir).map_err(Failure::Usage)?;
+        if self.flamegraph {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "--flamegraph needs two cpu runs, not benches"
+            )));
+        }
+        let rows = bench_deltas(&before, &after);
+        let mut notes = Vec::new();
+        if (before.duration_s, before.concurrency) != (after.duration_s, after.concurrency) {
+            notes.push(format!(
+                "warning: the benches differ: {} s × {} connections → {} s × {} connections\n",
+                before.duration_s, before.concurrency, after.duration_s, after.concurrency
+            ));
+        }
+        let mut t = table(
+            &[
+                "workload",
+                "config",
+                "req/s",
+                "× disabled",
+                "SDK µs/req",
+                "change",
+                "verdict",
+            ],
+            &[2, 3, 4, 5],
+        );
+        for r in &rows {
+            t.add_row(vec![
+                r.workload.clone(),
+                r.config.clone(),
+                format!("{} → {}", fixed(r.req_per_s.0, 0), fixed(r.req_per_s.1, 0)),
+                format!("{:.3} → {:.3}", r.throughput_ratio.0, r.throughput_ratio.1),
+                format!(
+                    "{} ({}–{}) → {} ({}–{})",
+                    fixed(r.sdk_us.0, 2),
+                    fixed(r.sdk_spread.0.0, 2),
+                    fixed(r.sdk_spread.0.1, 2),
+                    fixed(r.sdk_us.1, 2),
+                    fixed(r.sdk_spread.1.0, 2),
+                    fixed(r.sdk_spread.1.1, 2)
+                ),
+                signed_pct(change_pct(r.sdk_us.0, r.sdk_us.1)),
+                verdict_text(Some(r.verdict)).to_owned(),
+            ]);
+        }
+        println!(
+            "{} → {} (benches: medians, spreads over the rounds)\n",
+            before.name, after.name
+        );
+        for n in &notes {
+            println!("{n}");
+        }
+        println!("{t}");
+        let out = root
+            .join("results")
+            .join(format!("compare-{}-{}", before.name, after.name));
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        let json = out.join("compare.json");
+        let text = serde_json::to_string_pretty(&rows).context("serialising the comparison")?;
+        std::fs::write(&json, text + "\n").with_context(|| format!("writing {}", json.display()))?;
+        println!("\nfiles:\n  {}", json.strip_prefix(root).unwrap_or(&json).display());
+        let regressions: Vec<String> = match self.fail_above {
+            None => Vec::new(),
+            Some(pct) => rows
+                .iter()
+                .filter(|r| r.verdict == Verdict::Real && change_pct(r.sdk_us.0, r.sdk_us.1).is_some_and(|c| c > pct))
+                .map(|r| {
+                    format!(
+                        "{} · {}: SDK {} → {} µs/request",
+                        r.workload,
+                        r.config,
+                        fixed(r.sdk_us.0, 2),
+                        fixed(r.sdk_us.1, 2)
+                    )
+                })
+                .collect(),
+        };
+        if regressions.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::Run(anyhow::anyhow!(
+                "regression above {}%:\n  {}",
+                self.fail_above.unwrap_or_default(),
+                regressions.join("\n  ")
+            )))
+        }
+    }
+}
+
+/// One (workload, configuration) of two benches.
+#[derive(Debug, Serialize)]
+pub struct BenchDelta {
+    pub workload: String,
+    pub config: String,
+    pub req_per_s: (f64, f64),
+    pub throughput_ratio: (f64, f64),
+    pub sdk_us: (f64, f64),
+    pub sdk_spread: ((f64, f64), (f64, f64)),
+    /// Real when the two sides' SDK µs spreads do not overlap.
+    pub verdict: Verdict,
+}
+
+fn bench_deltas(before: &crate::bench::BenchReport, after: &crate::bench::BenchReport) -> Vec<BenchDelta> {
+    after
+        .rows
+        .iter()
+        .filter(|a| a.config != "disabled")
+        .filter_map(|a| {
+            let b = before
+                .rows
+                .iter()
+                .find(|b| b.workload == a.workload && b.config == a.config)?;
+            let overlap = b.sdk_us_spread.0 <= a.sdk_us_spread.1 && a.sdk_us_spread.0 <= b.sdk_us_spread.1;
+            Some(BenchDelta {
+                workload: a.workload.clone(),
+                config: a.config.clone(),
+                req_per_s: (b.req_per_s, a.req_per_s),
+                throughput_ratio: (b.throughput_ratio, a.throughput_ratio),
+                sdk_us: (b.sdk_us_per_request, a.sdk_us_per_request),
+                sdk_spread: (b.sdk_us_spread, a.sdk_us_spread),
+                verdict: if overlap { Verdict::Noise } else { Verdict::Real },
+            })
+        })
+        .collect()
+}
+
 /// A run named on the command line: a path to a run directory, a run name under `results/`, or a unique prefix of
 /// one. A missing or ambiguous name lists the runs that exist.
 pub fn find_run(results: &Path, arg: &str) -> anyhow::Result<PathBuf> {
     let path = Path::new(arg);
-    if path.join("summary.json").is_file() {
+    if is_run(path) {
         return Ok(path.to_path_buf());
     }
     let runs = saved_runs(results);
@@ -144,6 +296,11 @@ pub fn find_run(results: &Path, arg: &str) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// A saved profile (`summary.json`) or bench (`bench.json`).
+fn is_run(dir: &Path) -> bool {
+    dir.join("summary.json").is_file() || dir.join("bench.json").is_file()
+}
+
 /// Directories under `results/` (two levels deep at most) that hold a `summary.json`, sorted.
 fn saved_runs(results: &Path) -> Vec<PathBuf> {
     let mut runs: Vec<PathBuf> = walkdir::WalkDir::new(results)
@@ -151,7 +308,7 @@ fn saved_runs(results: &Path) -> Vec<PathBuf> {
         .max_depth(2)
         .into_iter()
         .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_dir() && e.path().join("summary.json").is_file())
+        .filter(|e| e.file_type().is_dir() && is_run(e.path()))
         .map(|e| e.into_path())
         .collect();
     runs.sort();
@@ -1083,6 +1240,86 @@ mod tests {
                 Err(Failure::Usage(e)) => assert!(format!("{e:#}").contains(needle), "{argv:?}: {e:#}"),
                 other => panic!("{argv:?}: expected a usage error, got {other:?}"),
             }
+        }
+    }
+
+    fn bench(name: &str, samples: &[(f64, f64)]) -> crate::bench::BenchReport {
+        // Each (disabled CPU s, record CPU s) pair is one round of 100,000 requests a side.
+        let mut all = Vec::new();
+        for (round, (disabled, record)) in samples.iter().enumerate() {
+            for (config, cpu_seconds) in [("disabled", disabled), ("record", record)] {
+                all.push(crate::bench::Sample {
+                    workload: "seed".into(),
+                    config: config.into(),
+                    round,
+                    req_per_s: 1000.0,
+                    p50_us: 1.0,
+                    p90_us: 1.0,
+                    p99_us: 1.0,
+                    failed: 0,
+                    requests: 100_000,
+                    cpu_seconds: *cpu_seconds,
+                    peak_rss_kib: 1,
+                    rss_growth_kib: 0.0,
+                    recorded: 0,
+                    exported: 100_000,
+                    dropped: 0,
+                    trace_files: 0,
+                });
+            }
+        }
+        let rows = crate::bench::rows(&all);
+        crate::bench::BenchReport {
+            version: 1,
+            name: name.into(),
+            started: String::new(),
+            duration_s: 5.0,
+            concurrency: 4,
+            rounds: samples.len(),
+            git_commit: "abc".into(),
+            targets: crate::bench::targets(&rows),
+            rows,
+            samples: all,
+        }
+    }
+
+    #[test]
+    fn benches_compare_sdk_cost_with_their_spreads_and_gate() {
+        let root = tempfile::tempdir().unwrap();
+        let results = root.path().join("results");
+        // SDK µs per request: 10, 11, 12 before; 20, 21, 22 after (no overlap); 10.5, 11, 11.5 (overlap).
+        let before = bench("b", &[(1.0, 2.0), (1.0, 2.1), (1.0, 2.2)]);
+        let worse = bench("w", &[(1.0, 3.0), (1.0, 3.1), (1.0, 3.2)]);
+        let same = bench("s", &[(1.0, 2.05), (1.0, 2.1), (1.0, 2.15)]);
+        let deltas = bench_deltas(&before, &worse);
+        assert_eq!(deltas.len(), 1, "disabled is the baseline, not a row");
+        assert_eq!(
+            (deltas[0].config.as_str(), deltas[0].verdict),
+            ("record", Verdict::Real)
+        );
+        assert!((deltas[0].sdk_us.0 - 11.0).abs() < 1e-9 && (deltas[0].sdk_us.1 - 21.0).abs() < 1e-9);
+        assert_eq!(bench_deltas(&before, &same)[0].verdict, Verdict::Noise);
+        for report in [&before, &worse, &same] {
+            let dir = results.join(&report.name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("bench.json"), serde_json::to_string(report).unwrap()).unwrap();
+        }
+        assert!(
+            run(root.path(), &["b", "s", "--fail-above", "1"]).is_ok(),
+            "overlapping spreads are noise"
+        );
+        assert!(matches!(
+            run(root.path(), &["b", "w", "--fail-above", "50"]),
+            Err(Failure::Run(_))
+        ));
+        assert!(
+            run(root.path(), &["b", "w", "--fail-above", "100"]).is_ok(),
+            "+91 % is under 100 %"
+        );
+        save(&results, &cpu_run("profile", BEFORE, 10.0, 10_000));
+        match run(root.path(), &["b", "profile"]) {
+            Err(Failure::Usage(e)) => assert!(e.to_string().contains("same kind"), "{e}"),
+            other => panic!("{other:?}"),
         }
     }
 
