@@ -216,6 +216,23 @@ impl BenchArgs {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let configs: Vec<Config> = match &self.configs {
+            None => CONFIGS.to_vec(),
+            Some(names) => {
+                for n in names {
+                    if !CONFIGS.iter().any(|c| c.name == n) {
+                        return Err(Failure::Usage(anyhow::anyhow!(
+                            "unknown configuration {n:?}: use {}",
+                            CONFIGS.map(|c| c.name).join(", ")
+                        )));
+                    }
+                }
+                CONFIGS
+                    .into_iter()
+                    .filter(|c| c.name == "disabled" || names.iter().any(|n| n == c.name))
+                    .collect()
+            }
+        };
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let (stamp, started) = crate::summary::utc_stamps(unix);
         let name = self.save.clone().unwrap_or_else(|| format!("bench-{stamp}"));
@@ -237,14 +254,14 @@ impl BenchArgs {
         let binaries = collect::build_with(sh, root, "release", None).context("building for the benchmark")?;
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
-        let total = self.runs * workloads.len() * CONFIGS.len();
+        let total = self.runs * workloads.len() * configs.len();
         let mut samples = Vec::with_capacity(total);
         let mut n = 0;
         for round in 0..self.runs {
             for (workload, mix) in &workloads {
                 // Rotate the order each round so no configuration always runs first (or right after a clean-up).
-                for k in 0..CONFIGS.len() {
-                    let config = CONFIGS[(k + round) % CONFIGS.len()];
+                for k in 0..configs.len() {
+                    let config = configs[(k + round) % configs.len()];
                     n += 1;
                     let run_name = format!("{workload}-{}-{round}", config.name);
                     let run_dir = dir.join("runs").join(&run_name);

@@ -39,6 +39,9 @@ pub struct BenchArgs {
     /// Rounds: each runs every configuration once, in a rotated order.
     #[arg(long, default_value_t = 3, value_name = "K", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=50))]
     pub runs: usize,
+    /// Only these configurations (comma-separated names; `disabled` is always run, as the baseline) [default: all].
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub configs: Option<Vec<String>>,
     /// Only these workloads (comma-separated: seed, realistic, outbound) [default: all three].
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub workloads: Option<Vec<String>>,
