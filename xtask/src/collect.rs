@@ -107,7 +107,17 @@ impl App {
     fn next_line(&mut self, timeout: Duration) -> anyhow::Result<String> {
         match self.lines.recv_timeout(timeout) {
             Ok(line) => Ok(line),
-            Err(_) => {
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Stdout closed: the app is exiting. Wait for its status rather than racing it.
+                let status = wait(&mut self.child, Duration::from_secs(5))
+                    .map_or_else(|_| "still running".to_owned(), |s| s.to_string());
+                bail!(
+                    "the app closed its output and exited ({status}); the end of {}:\n{}",
+                    self.log.display(),
+                    tail(&self.log, 15)
+                )
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
                 let status = self.child.try_wait().ok().flatten();
                 bail!(
                     "the app printed nothing in {timeout:?} (status: {}); the end of {}:\n{}",
@@ -193,7 +203,7 @@ pub fn run_workload(
         .status()
         .with_context(|| format!("running {}", binary.display()))?;
     let report = std::fs::read_to_string(json)
-        .with_context(|| format!("the workload wrote no report ({status}); see {}", summary_txt.display()))?;
+        .with_context(|| format!("the workload wrote no report ({status}); its reason is on stderr above"))?;
     let report = serde_json::from_str(&report).with_context(|| format!("parsing {}", json.display()))?;
     Ok((status, report))
 }

@@ -35,6 +35,14 @@ use crate::summary::{CpuSummary, MemSummary, Summary};
 /// |z| at or above which a change in a share of samples is called real.
 pub const NOISE_Z: f64 = 3.0;
 
+/// A function gates `--fail-above` only with at least this many self samples after the change: hundreds of rows are
+/// tested, and at |z| ≥ 3 a handful of small ones cross the line by chance (a 9 → 0 sample row did, between two
+/// runs of the same code).
+pub const MIN_GATE_SAMPLES: u64 = 20;
+
+/// Benches need this many rounds a side before a change in SDK µs per request can be called real.
+pub const MIN_BENCH_ROUNDS: usize = 3;
+
 impl CompareArgs {
     pub fn run(self, root: &Path) -> Result<(), Failure> {
         let results = root.join("results");
@@ -201,7 +209,12 @@ impl CompareArgs {
             None => Vec::new(),
             Some(pct) => rows
                 .iter()
-                .filter(|r| r.verdict == Verdict::Real && change_pct(r.sdk_us.0, r.sdk_us.1).is_some_and(|c| c > pct))
+                // A cost at or below zero is within noise of the baseline: a percentage of it means nothing.
+                .filter(|r| {
+                    r.verdict == Verdict::Real
+                        && r.sdk_us.0 > 0.0
+                        && change_pct(r.sdk_us.0, r.sdk_us.1).is_some_and(|c| c > pct)
+                })
                 .map(|r| {
                     format!(
                         "{} · {}: SDK {} → {} µs/request",
@@ -249,6 +262,8 @@ fn bench_deltas(before: &crate::bench::BenchReport, after: &crate::bench::BenchR
                 .iter()
                 .find(|b| b.workload == a.workload && b.config == a.config)?;
             let overlap = b.sdk_us_spread.0 <= a.sdk_us_spread.1 && a.sdk_us_spread.0 <= b.sdk_us_spread.1;
+            // One or two rounds a side say nothing about spread: never call that real.
+            let enough = b.runs >= MIN_BENCH_ROUNDS && a.runs >= MIN_BENCH_ROUNDS;
             Some(BenchDelta {
                 workload: a.workload.clone(),
                 config: a.config.clone(),
@@ -256,7 +271,11 @@ fn bench_deltas(before: &crate::bench::BenchReport, after: &crate::bench::BenchR
                 throughput_ratio: (b.throughput_ratio, a.throughput_ratio),
                 sdk_us: (b.sdk_us_per_request, a.sdk_us_per_request),
                 sdk_spread: (b.sdk_us_spread, a.sdk_us_spread),
-                verdict: if overlap { Verdict::Noise } else { Verdict::Real },
+                verdict: if overlap || !enough {
+                    Verdict::Noise
+                } else {
+                    Verdict::Real
+                },
             })
         })
         .collect()
@@ -483,7 +502,7 @@ impl Comparison {
                 Some(c) => c > pct,
                 None => f.self_us.1 > 0.0,
             };
-            if grew && f.verdict == Verdict::Real && f.z > 0.0 {
+            if grew && f.verdict == Verdict::Real && f.z > 0.0 && f.self_samples.1 >= MIN_GATE_SAMPLES {
                 out.push(format!(
                     "{}: self {} → {} µs/request",
                     f.name,
@@ -560,6 +579,14 @@ fn setting_differences(before: &Summary, after: &Summary) -> Vec<String> {
                 out.push(format!("{key}: {} → {}", show(vb), show(va)));
             }
         }
+    }
+    if let (Some(b), Some(a)) = (&before.cpu, &after.cpu)
+        && b.profile.options != a.profile.options
+    {
+        out.push(format!(
+            "self-time attribution: fold_library_leaves {} → {} (--raw-leaves)",
+            b.profile.options.fold_library_leaves, a.profile.options.fold_library_leaves
+        ));
     }
     if before.rustc != after.rustc {
         out.push(format!("rustc: {} → {}", before.rustc, after.rustc));
@@ -878,11 +905,23 @@ fn differential_flamegraph(
     after: &Summary,
     out: &Path,
 ) -> anyhow::Result<PathBuf> {
-    let open = |dir: &Path| -> anyhow::Result<std::io::BufReader<std::fs::File>> {
+    // Frames normalised as the tables are (hashes, `{closure#N}`), so a renamed frame is not "removed + added".
+    let open = |dir: &Path| -> anyhow::Result<std::io::Cursor<Vec<u8>>> {
         let path = dir.join("cpu.folded");
-        let file = std::fs::File::open(&path)
-            .with_context(|| format!("opening {} (needed for --flamegraph)", path.display()))?;
-        Ok(std::io::BufReader::new(file))
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {} (needed for --flamegraph)", path.display()))?;
+        let mut out = String::with_capacity(text.len());
+        for line in text.lines() {
+            let Some((stack, count)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let frames: Vec<String> = stack.split(';').map(normalise).collect();
+            out.push_str(&frames.join(";"));
+            out.push(' ');
+            out.push_str(count);
+            out.push('\n');
+        }
+        Ok(std::io::Cursor::new(out.into_bytes()))
     };
     let options = inferno::differential::Options {
         normalize: true,
@@ -1261,6 +1300,7 @@ mod tests {
                     cpu_seconds: *cpu_seconds,
                     peak_rss_kib: 1,
                     rss_growth_kib: 0.0,
+                    rss_readings: 500,
                     recorded: 0,
                     exported: 100_000,
                     dropped: 0,

@@ -99,7 +99,7 @@ impl ProfileArgs {
                 duration_s: duration.map(|d| d.as_secs_f64()),
                 iterations,
                 concurrency,
-                mix: self.mix,
+                mix: absolute_mix(&self.mix)?,
                 sampling_rate: self.sampling_rate,
                 transforms,
                 hz: (self.mode == Mode::Cpu).then_some(self.hz),
@@ -349,6 +349,12 @@ impl ProfileRequest {
         };
         let profile =
             CpuProfile::from_folded(&folded, options).with_context(|| format!("parsing {}", folded_path.display()))?;
+        if profile.total_samples == 0 {
+            bail!(
+                "the profile has no samples: the app used too little CPU; run longer (--duration) or with more \
+                 --concurrency"
+            );
+        }
         let cpu_run = CpuRun {
             cpu_seconds: pprof["cpu_seconds"].as_f64().context("pprof.json has no cpu_seconds")?,
             hz: pprof["frequency"].as_u64().context("pprof.json has no frequency")? as u32,
@@ -579,6 +585,21 @@ impl Calibration {
             self.samples.iter().sum::<u64>(),
             if self.holds() { "ok" } else { "OFF" }
         )
+    }
+}
+
+/// A mix read from a file is made absolute: the workload runs in the workspace root, not in the caller's folder.
+fn absolute_mix(mix: &str) -> anyhow::Result<String> {
+    let file = mix.strip_prefix('@').or_else(|| mix.ends_with(".json").then_some(mix));
+    match file {
+        Some(path) => {
+            let absolute = std::path::absolute(path).with_context(|| format!("resolving --mix {mix}"))?;
+            if !absolute.is_file() {
+                bail!("--mix {mix}: no such file {}", absolute.display());
+            }
+            Ok(format!("@{}", absolute.display()))
+        }
+        None => Ok(mix.to_owned()),
     }
 }
 

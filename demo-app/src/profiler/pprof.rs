@@ -159,7 +159,9 @@ async fn profile_window(
         Ok(s) => s,
         Err(reason) => return refuse(StatusCode::BAD_REQUEST, reason),
     };
-    let Ok(_busy) = endpoint.busy.try_lock() else {
+    // Owned, and moved into the task that holds the profiler: if the client goes away while the report is built,
+    // the lock is released only when the profiler is.
+    let Ok(busy) = endpoint.busy.clone().try_lock_owned() else {
         return refuse(
             StatusCode::CONFLICT,
             "another profile is being taken; one at a time".into(),
@@ -179,6 +181,7 @@ async fn profile_window(
     let built = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<u8>, i64)> {
         let report = guard.report().build().context("building the CPU profile")?;
         drop(guard);
+        drop(busy);
         Ok((protobuf(&report)?, samples(&report)))
     })
     .await;
