@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -238,15 +238,9 @@ impl BenchArgs {
                     .collect()
             }
         };
-        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let (stamp, started) = crate::summary::utc_stamps(unix);
-        let name = self.save.clone().unwrap_or_else(|| format!("bench-{stamp}"));
-        let dir = root.join("results").join(&name);
-        if dir.exists() {
-            return Err(Failure::Usage(anyhow::anyhow!(
-                "results/{name} exists: choose another --save name (nothing of an earlier run is overwritten)"
-            )));
-        }
+        let results = root.join("results");
+        let (name, started) = crate::summary::new_run(&results, self.save.clone(), "bench").map_err(Failure::Usage)?;
+        let dir = results.join(&name);
         let traces_root = match &self.traces_dir {
             // Absolute: the app runs in the workspace root, not in the caller's folder.
             Some(dir) => std::path::absolute(dir)
@@ -376,10 +370,7 @@ impl BenchArgs {
                 report["requests"]
             );
         }
-        let run: Value = serde_json::from_str(
-            &std::fs::read_to_string(run_dir.join("run.json")).context("reading the app's run.json")?,
-        )
-        .context("parsing run.json")?;
+        let run: Value = crate::summary::read_json(&run_dir.join("run.json"))?;
         let trace_files = count_and_remove(traces)?;
         let f = |v: &Value| v.as_f64().unwrap_or(0.0);
         let u = |v: &Value| v.as_u64().unwrap_or(0);
@@ -486,6 +477,17 @@ pub fn growth(kib: &[u64]) -> f64 {
     mean(&kib[kib.len() - tenth..]) - mean(&kib[tenth..2 * tenth])
 }
 
+/// The distinct names, in the order they first appear.
+fn in_first_seen_order<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for name in names {
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     if values.is_empty() {
         return 0.0;
@@ -508,15 +510,7 @@ fn spread(values: &[f64]) -> (f64, f64) {
 /// Medians per (workload, configuration); ratios and SDK cost against the same round's disabled run.
 pub fn rows(samples: &[Sample]) -> Vec<Row> {
     let mut out = Vec::new();
-    let workloads: Vec<&str> = {
-        let mut w: Vec<&str> = Vec::new();
-        for s in samples {
-            if !w.contains(&s.workload.as_str()) {
-                w.push(&s.workload);
-            }
-        }
-        w
-    };
+    let workloads = in_first_seen_order(samples.iter().map(|s| s.workload.as_str()));
     for workload in workloads {
         let baseline = |round: usize| {
             samples
@@ -682,13 +676,7 @@ pub fn render(report: &BenchReport) -> String {
          cost against the same round's disabled run)\n\n",
         report.name, report.duration_s, report.concurrency, report.rounds, report.git_commit
     );
-    let mut workloads: Vec<&str> = Vec::new();
-    for r in &report.rows {
-        if !workloads.contains(&r.workload.as_str()) {
-            workloads.push(&r.workload);
-        }
-    }
-    for workload in workloads {
+    for workload in in_first_seen_order(report.rows.iter().map(|r| r.workload.as_str())) {
         let mut t = table(
             &[
                 "config",

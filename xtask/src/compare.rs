@@ -139,9 +139,7 @@ impl CompareArgs {
     /// µs per request of every configuration.
     fn run_bench(&self, root: &Path, before_dir: &Path, after_dir: &Path) -> Result<(), Failure> {
         let read = |dir: &Path| -> anyhow::Result<crate::bench::BenchReport> {
-            let path = dir.join("bench.json");
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+            crate::summary::read_json(&dir.join("bench.json"))
         };
         let before = read(before_dir).map_err(Failure::Usage)?;
         let after = read(after_dir).map_err(Failure::Usage)?;

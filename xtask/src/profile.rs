@@ -8,7 +8,7 @@
 //! A step that fails says which step and why, keeps what the run has written, and exits 1.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::Value;
@@ -22,7 +22,9 @@ use crate::parse::dhat::HeapProfile;
 use crate::parse::folded::{CpuHeadline, CpuOptions, CpuProfile, CpuRun, CpuScale, CumulativeView};
 use crate::render::html::Section;
 use crate::render::tables::{self, MemRanking};
-use crate::summary::{CpuSummary, Durations, MemSummary, Settings, Summary, TimelineSummary, WorkloadFacts};
+use crate::summary::{
+    CpuSummary, Durations, MemSummary, Settings, Summary, TimelineSummary, WorkloadFacts, new_run, read_json, read_text,
+};
 
 /// Below this many samples a cpu profile is too coarse to rank functions: say so.
 pub const MIN_SAMPLES: u64 = 1_000;
@@ -72,27 +74,8 @@ impl ProfileArgs {
             }
             None => None,
         };
-        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let (stamp, started) = crate::summary::utc_stamps(unix);
         let results = root.join("results");
-        let name = match self.save {
-            Some(name) => {
-                if results.join(&name).exists() {
-                    bail!(
-                        "results/{name} exists: choose another --save name, or remove it first (nothing of an earlier \
-                         run is overwritten)"
-                    );
-                }
-                name
-            }
-            None => {
-                let base = format!("{}-{stamp}", self.mode.name());
-                (1..)
-                    .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
-                    .find(|name| !results.join(name).exists())
-                    .unwrap_or(base)
-            }
-        };
+        let (name, started) = new_run(&results, self.save, self.mode.name())?;
         Ok(ProfileRequest {
             mode: self.mode,
             settings: Settings {
@@ -192,7 +175,7 @@ impl ProfileRequest {
             mem: None,
             timeline: None,
         };
-        let run = read_json(&self.dir.join("run.json")).context("reading the app's run.json")?;
+        let run: Value = read_json(&self.dir.join("run.json")).context("reading the app's run.json")?;
         summary.requests = run["requests"].as_u64().unwrap_or(0);
         let report = match self.mode {
             Mode::Cpu => self.report_cpu(&mut summary, &run),
@@ -340,10 +323,9 @@ pub struct Report {
 impl ProfileRequest {
     /// cpu: the folded stacks → the headline, the cumulative and self tables, and the flame graph.
     fn report_cpu(&self, summary: &mut Summary, _run: &Value) -> anyhow::Result<Report> {
-        let pprof = read_json(&self.dir.join("pprof.json"))?;
+        let pprof: Value = read_json(&self.dir.join("pprof.json"))?;
         let folded_path = self.dir.join("cpu.folded");
-        let folded =
-            std::fs::read_to_string(&folded_path).with_context(|| format!("reading {}", folded_path.display()))?;
+        let folded = read_text(&folded_path)?;
         let options = CpuOptions {
             fold_library_leaves: !self.raw_leaves,
         };
@@ -468,7 +450,7 @@ impl ProfileRequest {
     /// mem: `dhat-heap.json` → totals and the top allocation sites by bytes, by blocks and at the peak.
     fn report_mem(&self, summary: &mut Summary) -> anyhow::Result<Report> {
         let path = self.dir.join("dhat-heap.json");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = read_text(&path)?;
         let profile = HeapProfile::from_json(&text).with_context(|| format!("parsing {}", path.display()))?;
         let requests = summary.requests;
         let mut sections = vec![Section {
@@ -510,7 +492,7 @@ impl ProfileRequest {
     /// timeline: the Chrome trace → per stage and request span: calls, total, self, mean, p99.
     fn report_timeline(&self, summary: &mut Summary) -> anyhow::Result<Report> {
         let path = self.dir.join("timeline.json");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = read_text(&path)?;
         let timeline = Timeline::from_json(&text).with_context(|| format!("parsing {}", path.display()))?;
         let sections = vec![Section {
             heading: format!(
@@ -605,11 +587,6 @@ fn absolute_mix(mix: &str) -> anyhow::Result<String> {
 
 fn step(n: u32, _name: &str, what: &str) {
     eprintln!("[{n}/4] {what}");
-}
-
-fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {} (truncated?)", path.display()))
 }
 
 fn workload_facts(report: &Value) -> WorkloadFacts {

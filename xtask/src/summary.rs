@@ -126,6 +126,41 @@ impl Summary {
     }
 }
 
+/// A new run's name under `results` and when it started (`YYYY-mm-ddTHH:MM:SSZ`): `save` when given (refused when
+/// it exists), else `<prefix>-YYYYmmdd-HHMMSS`, with `-2`, `-3`, … when that exists. Nothing of an earlier run is
+/// ever overwritten.
+pub fn new_run(results: &Path, save: Option<String>, prefix: &str) -> anyhow::Result<(String, String)> {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (stamp, started) = utc_stamps(unix);
+    let name = match save {
+        Some(name) if results.join(&name).exists() => anyhow::bail!(
+            "results/{name} exists: choose another --save name, or remove it first (nothing of an earlier run is \
+             overwritten)"
+        ),
+        Some(name) => name,
+        None => {
+            let base = format!("{prefix}-{stamp}");
+            (1..)
+                .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
+                .find(|name| !results.join(name).exists())
+                .unwrap_or(base)
+        }
+    };
+    Ok((name, started))
+}
+
+/// A file of a run, as text, with its path in the error.
+pub fn read_text(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// A JSON file of a run; a parse error suggests truncation (an app killed mid-write).
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    serde_json::from_str(&read_text(path)?).with_context(|| format!("parsing {} (truncated?)", path.display()))
+}
+
 /// `YYYYmmdd-HHMMSS` and `YYYY-mm-ddTHH:MM:SSZ` of a UNIX time, in UTC.
 pub fn utc_stamps(unix_seconds: u64) -> (String, String) {
     let days = (unix_seconds / 86_400) as i64;
