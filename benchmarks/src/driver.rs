@@ -2,6 +2,11 @@
 //! from one shared counter (so the mix is exact whatever the concurrency), send the mix's request for that number, read
 //! the whole answer, and record its latency in their own HDR histograms, merged at the end.
 //!
+//! With `--rate`, request `i` of the measured run is due at `start + i / rate`: a worker that takes it early sleeps until
+//! then; one that takes it late (every connection was busy at its due time) sends at once, counts it as late, and
+//! measures its latency from the due time, so a stalling server is not hidden by the client waiting for it
+//! (coordinated omission).
+//!
 //! All connections are opened before the warm-up, so an unreachable URL fails at once. A worker whose connection
 //! breaks counts a connection error for the request it was sending and opens a new one for the next; a connection the
 //! server closed cleanly between two requests is replaced without counting an error.
@@ -71,7 +76,7 @@ async fn run_plan(plan: &Plan) -> anyhow::Result<Run> {
 
     let mut warmup_failed = 0;
     if plan.warmup > 0 {
-        let phase = Arc::new(Phase::new(Stop::Iterations(plan.warmup)));
+        let phase = Arc::new(Phase::new(Stop::Iterations(plan.warmup), None));
         workers = run_phase(workers, &phase, plan.progress, "warm-up").await?;
         warmup_failed = phase.failed.load(Relaxed);
         for worker in &mut workers {
@@ -81,7 +86,7 @@ async fn run_plan(plan: &Plan) -> anyhow::Result<Run> {
 
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let phase = Arc::new(Phase::new(plan.stop));
+    let phase = Arc::new(Phase::new(plan.stop, plan.rate));
     workers = run_phase(workers, &phase, plan.progress, "workload").await?;
     let elapsed = start.elapsed();
 
@@ -118,11 +123,14 @@ async fn run_phase(workers: Vec<Worker>, phase: &Arc<Phase>, show: bool, label: 
     Ok(workers)
 }
 
-/// One phase (warm-up or measured run): its request counter and live totals.
+/// One phase (warm-up or measured run): its request counter, schedule and live totals.
 #[derive(Debug)]
 pub(crate) struct Phase {
     stop: Stop,
+    start: Instant,
     deadline: Option<Instant>,
+    /// Seconds between two due times (`1 / rate`), when paced.
+    interval_s: Option<f64>,
     next: AtomicU64,
     /// Requests finished (for the progress bar).
     pub(crate) done: AtomicU64,
@@ -131,14 +139,17 @@ pub(crate) struct Phase {
 }
 
 impl Phase {
-    fn new(stop: Stop) -> Phase {
+    fn new(stop: Stop, rate: Option<f64>) -> Phase {
+        let start = Instant::now();
         let deadline = match stop {
-            Stop::Duration(d) => Some(Instant::now() + d),
+            Stop::Duration(d) => Some(start + d),
             Stop::Iterations(_) => None,
         };
         Phase {
             stop,
+            start,
             deadline,
+            interval_s: rate.map(|r| 1.0 / r),
             next: AtomicU64::new(0),
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -149,14 +160,39 @@ impl Phase {
         self.stop
     }
 
-    /// The next request number, or `None` when the phase is over.
-    fn next_index(&self) -> Option<u64> {
-        match (self.stop, self.deadline) {
-            (_, Some(deadline)) if Instant::now() >= deadline => None,
-            (Stop::Iterations(n), _) => Some(self.next.fetch_add(1, Relaxed)).filter(|&i| i < n),
-            (Stop::Duration(_), _) => Some(self.next.fetch_add(1, Relaxed)),
+    /// The next request: its number and, when paced, its due time; `None` when the phase is over (for a paced
+    /// duration run, also when the next request would be due at or after the deadline).
+    fn next_slot(&self) -> Option<Slot> {
+        if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return None;
         }
+        let index = self.next.fetch_add(1, Relaxed);
+        if let Stop::Iterations(n) = self.stop
+            && index >= n
+        {
+            return None;
+        }
+        let due = self.due(index);
+        if let (Some(due), Some(deadline)) = (due, self.deadline)
+            && due >= deadline
+        {
+            return None;
+        }
+        Some(Slot { index, due })
     }
+
+    /// When request `index` is due, if the phase is paced.
+    fn due(&self, index: u64) -> Option<Instant> {
+        self.interval_s
+            .map(|interval| self.start + Duration::from_secs_f64(index as f64 * interval))
+    }
+}
+
+/// One request to send: its number in the phase and, when paced, its due time.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    index: u64,
+    due: Option<Instant>,
 }
 
 /// What every worker reads: the target and the mix's requests, ready to clone.
@@ -270,9 +306,22 @@ impl Worker {
     }
 
     async fn run(mut self, phase: Arc<Phase>) -> Worker {
-        while let Some(i) = phase.next_index() {
+        while let Some(Slot { index: i, due }) = phase.next_slot() {
+            // Early: wait for the due time, and time the request from when it goes out. Late: go now, and time it
+            // from when it was due.
+            let late_since = match due {
+                Some(due) if due > Instant::now() => {
+                    tokio::time::sleep_until(due.into()).await;
+                    None
+                }
+                Some(due) => {
+                    self.stats.late += 1;
+                    Some(due)
+                }
+                None => None,
+            };
             let entry = self.shared.mix.entry_index(i);
-            let outcome = self.send(i, entry).await;
+            let outcome = self.send(i, entry, late_since).await;
             let failed = self.stats.record(entry, &outcome);
             phase.done.fetch_add(1, Relaxed);
             if failed {
@@ -285,7 +334,8 @@ impl Worker {
         self
     }
 
-    async fn send(&mut self, i: u64, entry: usize) -> Outcome {
+    /// Sends request `i` (mix entry `entry`); its latency runs from `late_since` if given, else from when it goes out.
+    async fn send(&mut self, i: u64, entry: usize, late_since: Option<Instant>) -> Outcome {
         let request = self.shared.requests[entry].request(i);
         let timeout = self.shared.timeout;
         let sender = match self.ready().await {
@@ -297,7 +347,7 @@ impl Worker {
                 };
             }
         };
-        let start = Instant::now();
+        let start = late_since.unwrap_or_else(Instant::now);
         match tokio::time::timeout(timeout, exchange(sender, request)).await {
             Ok(Ok(status)) => Outcome::Answered {
                 status,
@@ -365,6 +415,8 @@ struct Stats {
     status_errors: BTreeMap<u16, u64>,
     connection_errors: u64,
     last_connection_error: Option<String>,
+    /// Paced requests sent after their due time because every connection was busy.
+    late: u64,
 }
 
 #[derive(Debug)]
@@ -393,6 +445,7 @@ impl Stats {
             status_errors: BTreeMap::new(),
             connection_errors: 0,
             last_connection_error: None,
+            late: 0,
         }
     }
 
@@ -434,6 +487,7 @@ impl Stats {
             *self.status_errors.entry(status).or_default() += n;
         }
         self.connection_errors += other.connection_errors;
+        self.late += other.late;
         if other.last_connection_error.is_some() {
             self.last_connection_error = other.last_connection_error;
         }
@@ -471,6 +525,8 @@ impl Stats {
             url: plan.target.url().to_owned(),
             mix: plan.mix.name().to_owned(),
             concurrency: plan.concurrency,
+            rate: plan.rate,
+            late: self.late,
             warmup: plan.warmup,
             iterations,
             duration_s,
@@ -509,20 +565,37 @@ impl Stats {
 mod tests {
     use super::*;
 
+    fn indices(phase: &Phase) -> Vec<u64> {
+        std::iter::from_fn(|| phase.next_slot().map(|slot| slot.index)).collect()
+    }
+
     #[test]
     fn iteration_phases_hand_out_each_index_once() {
-        let phase = Phase::new(Stop::Iterations(3));
-        let got: Vec<_> = std::iter::from_fn(|| phase.next_index()).collect();
-        assert_eq!(got, [0, 1, 2]);
-        assert_eq!(phase.next_index(), None);
+        let phase = Phase::new(Stop::Iterations(3), None);
+        assert_eq!(indices(&phase), [0, 1, 2]);
+        assert!(phase.next_slot().is_none());
     }
 
     #[test]
     fn duration_phases_end_at_their_deadline() {
-        let phase = Phase::new(Stop::Duration(Duration::from_millis(30)));
-        assert_eq!(phase.next_index(), Some(0));
+        let phase = Phase::new(Stop::Duration(Duration::from_millis(30)), None);
+        assert_eq!(phase.next_slot().map(|slot| slot.index), Some(0));
         std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(phase.next_index(), None);
+        assert!(phase.next_slot().is_none());
+    }
+
+    #[test]
+    fn paced_phases_space_due_times_by_the_rate_and_stop_before_the_deadline() {
+        let phase = Phase::new(Stop::Duration(Duration::from_secs(1)), Some(4.0));
+        let slots: Vec<_> = std::iter::from_fn(|| phase.next_slot()).collect();
+        // Due at 0, 250, 500 and 750 ms; the fifth would be due at the deadline itself.
+        let offsets: Vec<_> = slots
+            .iter()
+            .map(|slot| slot.due.unwrap().duration_since(phase.start).as_millis())
+            .collect();
+        assert_eq!(offsets, [0, 250, 500, 750]);
+        let unpaced = Phase::new(Stop::Iterations(2), None);
+        assert!(unpaced.next_slot().unwrap().due.is_none());
     }
 
     #[test]

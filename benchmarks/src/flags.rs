@@ -36,6 +36,13 @@ pub struct Args {
     #[arg(long, value_name = "C", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: u32,
 
+    /// Send at this fixed rate, in requests per second over all connections, instead of as fast as the server
+    /// answers (no limit). A request whose connection is still busy at its due time goes out late, is counted as late,
+    /// and its latency runs from its due time, so a stalling server shows in the percentiles. The client's timer ticks
+    /// once a millisecond: give each connection 250 req/s or less (--concurrency ≥ rate / 250).
+    #[arg(long, value_name = "REQ_PER_S", value_parser = parse_req_per_s)]
+    pub rate: Option<f64>,
+
     /// Requests sent before the measured run and left out of the results (0 to skip).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub warmup: u64,
@@ -88,6 +95,7 @@ impl Args {
             mix: self.mix.clone(),
             stop: self.stop(),
             concurrency: self.concurrency,
+            rate: self.rate,
             warmup: self.warmup,
             threads: self.threads,
             timeout: self.timeout,
@@ -107,6 +115,8 @@ pub struct Plan {
     pub stop: Stop,
     /// Workers, one connection each.
     pub concurrency: u32,
+    /// `Some(r)`: the measured run sends `r` requests per second in all (the warm-up is never paced).
+    pub rate: Option<f64>,
     /// Unmeasured requests before the run.
     pub warmup: u64,
     /// `None`: a current-thread runtime; `Some(n)`: a multi-thread runtime with `n` workers.
@@ -213,6 +223,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+fn parse_req_per_s(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 10_000_000.0 => Ok(rate),
+        _ => Err("expected requests per second above 0 (at most 10,000,000), e.g. 20000".into()),
+    }
+}
+
 fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
@@ -245,6 +262,11 @@ mod tests {
             (plan.concurrency, plan.warmup, plan.threads, plan.progress),
             (1, 50, None, true)
         );
+        assert_eq!(plan.rate, None, "unpaced unless asked");
+        assert_eq!(
+            parse(&["--url", "http://h", "--rate", "2500.5"]).unwrap().plan().rate,
+            Some(2500.5)
+        );
         assert_eq!(args.max_error_rate, 0.01);
         assert_eq!(plan.target.host(), "127.0.0.1");
         assert_eq!(plan.target.port(), 8080);
@@ -274,6 +296,10 @@ mod tests {
             &["--url", "http://h", "--duration", "0s"],
             &["--url", "http://h", "--max-error-rate", "2"],
             &["--url", "http://h", "--threads", "0"],
+            &["--url", "http://h", "--rate", "0"],
+            &["--url", "http://h", "--rate", "-5"],
+            &["--url", "http://h", "--rate", "NaN"],
+            &["--url", "http://h", "--rate", "fast"],
             &["--mix", "seed"],
         ] {
             let err = parse(args).expect_err(&format!("{args:?}"));

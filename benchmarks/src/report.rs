@@ -26,6 +26,13 @@ pub struct Report {
     pub mix: String,
     /// Connections.
     pub concurrency: u32,
+    /// `--rate`: requests per second asked for, when the run was paced (absent in reports from before it existed).
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Paced requests sent after their due time because every connection was busy; their latency runs from the due
+    /// time. Always 0 when unpaced.
+    #[serde(default)]
+    pub late: u64,
     /// Unmeasured warm-up requests sent first.
     pub warmup: u64,
     /// The requested number of requests, for an iteration run.
@@ -189,6 +196,24 @@ impl Report {
             "requests   {} in {:.2} s = {:.1} req/s",
             self.requests, self.elapsed_s, self.req_per_s
         );
+        if let Some(rate) = self.rate {
+            let late_share = if self.requests == 0 {
+                0.0
+            } else {
+                self.late as f64 / self.requests as f64
+            };
+            let _ = writeln!(
+                out,
+                "paced      {rate:.1} req/s asked; {} late ({}), timed from when they were due{}",
+                self.late,
+                percent(late_share),
+                if late_share > 0.01 {
+                    ": the server (or --concurrency) did not keep up"
+                } else {
+                    ""
+                }
+            );
+        }
         let _ = writeln!(
             out,
             "failed     {} ({}): {}",
@@ -301,6 +326,8 @@ mod tests {
             url: "http://127.0.0.1:8080".into(),
             mix: "seed".into(),
             concurrency: 4,
+            rate: None,
+            late: 0,
             warmup: 50,
             iterations: Some(500),
             duration_s: None,
@@ -346,8 +373,8 @@ mod tests {
         };
         check(
             &keys(&json),
-            "concurrency,duration_s,elapsed_s,endpoints,error_rate,errors,failed,iterations,latency_us,mix,ok,\
-             req_per_s,requests,started_at_unix_ms,url,version,warmup",
+            "concurrency,duration_s,elapsed_s,endpoints,error_rate,errors,failed,iterations,late,latency_us,mix,ok,\
+             rate,req_per_s,requests,started_at_unix_ms,url,version,warmup",
         );
         check(&keys(&json["errors"]), "connection,status");
         check(&keys(&json["latency_us"]), "max,mean,min,p50,p90,p99,p999");
@@ -359,8 +386,12 @@ mod tests {
         assert_eq!(json["duration_s"], serde_json::Value::Null);
         assert_eq!(json["iterations"], 500);
         assert_eq!(json["version"], 1);
+        let mut older = json.clone();
         let back: Report = serde_json::from_value(json).unwrap();
         assert_eq!(back, sample());
+        // A report written before `rate` and `late` existed still reads.
+        older.as_object_mut().unwrap().retain(|k, _| k != "rate" && k != "late");
+        assert_eq!(serde_json::from_value::<Report>(older).unwrap(), sample());
     }
 
     #[test]
@@ -391,6 +422,13 @@ POST /api/auth/login       166       3    1.20 ms    1.80 ms    2.40 ms    12.0 
         check(
             &first,
             "workload: seed mix → http://127.0.0.1:8080, 1 connection, for 1.5 s (+50 warm-up)",
+        );
+        let mut paced = sample();
+        (paced.rate, paced.late) = (Some(2000.0), 25);
+        let line = paced.render(&Notes::default()).lines().nth(2).unwrap().to_owned();
+        check(
+            &line,
+            "paced      2000.0 req/s asked; 25 late (5.00 %), timed from when they were due: the server (or --concurrency) did not keep up",
         );
     }
 

@@ -127,6 +127,9 @@ pub struct Sample {
     pub p90_us: f64,
     pub p99_us: f64,
     pub failed: u64,
+    /// Paced runs: requests sent after their due time because every connection was busy (see the workload's --rate).
+    #[serde(default)]
+    pub late: u64,
     /// Requests the app served (warm-up included), the per-request divisor.
     pub requests: u64,
     /// The app's CPU seconds, user + system.
@@ -189,6 +192,9 @@ pub struct BenchReport {
     pub started: String,
     pub duration_s: f64,
     pub concurrency: u32,
+    /// `--rate`: the workload's pace in requests per second, when it did not saturate the app.
+    #[serde(default)]
+    pub rate: Option<f64>,
     pub rounds: usize,
     pub git_commit: String,
     pub rows: Vec<Row>,
@@ -293,13 +299,14 @@ impl BenchArgs {
         }
         let _ = std::fs::remove_dir(&traces_root);
         let rows = rows(&samples);
-        let targets = targets(&rows);
+        let targets = targets(&rows, self.rate.is_some());
         let report = BenchReport {
             version: 1,
             name: name.clone(),
             started,
             duration_s: self.duration.as_secs_f64(),
             concurrency: self.concurrency,
+            rate: self.rate,
             rounds: self.runs,
             git_commit: crate::profile::git_commit(sh),
             rows,
@@ -342,7 +349,7 @@ impl BenchArgs {
             &run_dir.join("demo-app.log"),
         )?;
         let sampler = RssSampler::start(app.pid());
-        let args = vec![
+        let mut args = vec![
             "--concurrency".to_owned(),
             self.concurrency.to_string(),
             "--mix".to_owned(),
@@ -350,6 +357,9 @@ impl BenchArgs {
             "--duration".to_owned(),
             format!("{}ms", self.duration.as_millis()),
         ];
+        if let Some(rate) = self.rate {
+            args.extend(["--rate".to_owned(), rate.to_string()]);
+        }
         let workload_json = run_dir.join("workload.json");
         let result = collect::run_workload(
             sh,
@@ -383,6 +393,7 @@ impl BenchArgs {
             p90_us: f(&report["latency_us"]["p90"]),
             p99_us: f(&report["latency_us"]["p99"]),
             failed: u(&report["failed"]),
+            late: u(&report["late"]),
             requests: u(&run["requests"]),
             cpu_seconds: f(&run["cpu_seconds"]["total"]),
             peak_rss_kib: u(&run["cpu_seconds"]["max_rss_kib"]),
@@ -568,7 +579,8 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
 }
 
 /// The issue's targets, each with its measured figure. Targets whose runs are missing are left out.
-pub fn targets(rows: &[Row]) -> Vec<Target> {
+/// The issue's targets against `rows`; `paced` runs (`--rate`) do not measure throughput.
+pub fn targets(rows: &[Row], paced: bool) -> Vec<Target> {
     let find = |w: &str, c: &str| rows.iter().find(|r| r.workload == w && r.config == c);
     let mut out = Vec::new();
     let mut push = |what: String, limit: &str, measured: String, holds: bool| {
@@ -599,22 +611,31 @@ pub fn targets(rows: &[Row]) -> Vec<Target> {
             r.sdk_us_per_request <= 5.0,
         );
     }
+    let throughput = |r: &Row, limit: f64| match paced {
+        false => (format!("{:.3} ×", r.throughput_ratio), r.throughput_ratio >= limit),
+        true => (
+            "not measured: a paced run (--rate fixes the throughput)".to_owned(),
+            false,
+        ),
+    };
     for (workload, limit) in [("seed", 0.90), ("realistic", 0.98)] {
         if let Some(r) = find(workload, "record") {
+            let (measured, holds) = throughput(r, limit);
             push(
                 format!("throughput, recording 1.0, {workload}"),
                 &format!("≥ {limit:.2} × disabled"),
-                format!("{:.3} ×", r.throughput_ratio),
-                r.throughput_ratio >= limit,
+                measured,
+                holds,
             );
         }
     }
     for r in rows.iter().filter(|r| r.config == "sampling-0.1") {
+        let (measured, holds) = throughput(r, 0.98);
         push(
             format!("throughput, sampling 0.1, {}", r.workload),
             "≥ 0.98 × disabled",
-            format!("{:.3} ×", r.throughput_ratio),
-            r.throughput_ratio >= 0.98,
+            measured,
+            holds,
         );
     }
     for r in rows.iter().filter(|r| r.config == "record") {
@@ -671,9 +692,13 @@ pub fn targets(rows: &[Row]) -> Vec<Target> {
 
 /// The tables, the legend and the targets, as printed.
 pub fn render(report: &BenchReport) -> String {
+    let pace = match report.rate {
+        Some(rate) => format!(" paced at {} req/s,", thousands(rate.round() as u64)),
+        None => String::new(),
+    };
     let mut out = format!(
-        "cargo xtask bench — {}: {} s per run, {} connections, {} rounds, {} (medians over the rounds; ratios and SDK \
-         cost against the same round's disabled run)\n\n",
+        "cargo xtask bench — {}: {} s per run, {} connections,{pace} {} rounds, {} (medians over the rounds; ratios \
+         and SDK cost against the same round's disabled run)\n\n",
         report.name, report.duration_s, report.concurrency, report.rounds, report.git_commit
     );
     for workload in in_first_seen_order(report.rows.iter().map(|r| r.workload.as_str())) {
@@ -772,6 +797,7 @@ mod tests {
             p90_us: 150.0,
             p99_us: if config == "disabled" { 200.0 } else { 210.0 },
             failed: 0,
+            late: 0,
             requests,
             cpu_seconds,
             peak_rss_kib: if config == "disabled" { 20_000 } else { 30_000 },
@@ -805,7 +831,7 @@ mod tests {
         assert!((record.p99_ratio - 1.05).abs() < 1e-9);
         // Round 0: 15 µs × 80,000 requests over 40,000 spans = 30; round 1: 12 × 100,000 / 50,000 = 24.
         assert!((record.sdk_us_per_span - 27.0).abs() < 1e-9);
-        let few = targets(&rows);
+        let few = targets(&rows, false);
         let rss = few.iter().find(|t| t.what.starts_with("peak RSS")).unwrap();
         assert_eq!(
             rss.measured, "not measured: too few requests",
@@ -814,7 +840,7 @@ mod tests {
         for r in rows.iter_mut() {
             r.requests = 150_000.0;
         }
-        let targets = targets(&rows);
+        let targets = targets(&rows, false);
         let cpu = targets
             .iter()
             .find(|t| t.what.starts_with("SDK CPU per request, seed mix, one file"))
@@ -825,6 +851,12 @@ mod tests {
             .find(|t| t.what == "throughput, recording 1.0, seed")
             .unwrap();
         assert!(throughput.holds);
+        let paced = super::targets(&rows, true);
+        let throughput = paced
+            .iter()
+            .find(|t| t.what == "throughput, recording 1.0, seed")
+            .unwrap();
+        assert!(!throughput.holds && throughput.measured.starts_with("not measured: a paced run"));
         let rss = targets.iter().find(|t| t.what.starts_with("peak RSS")).unwrap();
         assert!(rss.holds && rss.measured.contains("+9.8 MiB"), "{}", rss.measured);
         assert!(
@@ -834,6 +866,7 @@ mod tests {
                 started: String::new(),
                 duration_s: 5.0,
                 concurrency: 4,
+                rate: None,
                 rounds: 2,
                 git_commit: "abc".into(),
                 rows,

@@ -150,10 +150,17 @@ impl CompareArgs {
         }
         let rows = bench_deltas(&before, &after);
         let mut notes = Vec::new();
-        if (before.duration_s, before.concurrency) != (after.duration_s, after.concurrency) {
+        let shape = |b: &crate::bench::BenchReport| {
+            let pace = b
+                .rate
+                .map_or_else(|| "unpaced".to_owned(), |r| format!("paced at {r} req/s"));
+            format!("{} s × {} connections, {pace}", b.duration_s, b.concurrency)
+        };
+        if shape(&before) != shape(&after) {
             notes.push(format!(
-                "warning: the benches differ: {} s × {} connections → {} s × {} connections\n",
-                before.duration_s, before.concurrency, after.duration_s, after.concurrency
+                "warning: the benches differ: {} → {}\n",
+                shape(&before),
+                shape(&after)
             ));
         }
         let mut t = table(
@@ -1294,6 +1301,7 @@ mod tests {
                     p90_us: 1.0,
                     p99_us: 1.0,
                     failed: 0,
+                    late: 0,
                     requests: 100_000,
                     cpu_seconds: *cpu_seconds,
                     peak_rss_kib: 1,
@@ -1313,9 +1321,10 @@ mod tests {
             started: String::new(),
             duration_s: 5.0,
             concurrency: 4,
+            rate: None,
             rounds: samples.len(),
             git_commit: "abc".into(),
-            targets: crate::bench::targets(&rows),
+            targets: crate::bench::targets(&rows, false),
             rows,
             samples: all,
         }

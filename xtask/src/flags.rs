@@ -36,6 +36,11 @@ pub struct BenchArgs {
     /// Keep-alive connections of the workload (enough to saturate the app on 2 cores).
     #[arg(long, default_value_t = 4, value_name = "C", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
+    /// Pace the workload at this many requests per second (all connections together) instead of saturating the
+    /// app: the CPU and p99 figures are then those of a server with room to spare, and the throughput targets are not
+    /// measured (the rate fixes the throughput). Give each connection 250 req/s or less (--concurrency ≥ R / 250).
+    #[arg(long, value_name = "REQ_PER_S", value_parser = parse_req_per_s)]
+    pub rate: Option<f64>,
     /// Rounds: each runs every configuration once, in a rotated order.
     #[arg(long, default_value_t = 3, value_name = "K", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=50))]
     pub runs: usize,
@@ -200,6 +205,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("{text:?} is outside 1ms..=1h"));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_req_per_s(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err("expected requests per second above 0, e.g. 20000".into()),
+    }
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {

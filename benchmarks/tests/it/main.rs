@@ -1,5 +1,6 @@
 //! End-to-end tests of the `workload` binary against small axum servers on 127.0.0.1; file names are behaviours.
 
+mod a_paced_run_keeps_its_rate_and_times_late_requests_from_their_due_time;
 mod bad_input_fails_fast_with_a_clear_message;
 mod concurrency_uses_one_keep_alive_connection_per_worker;
 mod connection_errors_are_counted;
