@@ -20,6 +20,9 @@ pub struct Stats {
     /// Spans whose export failed (write error, API failure after retries, open circuit), or that a stage could not
     /// process.
     pub failed: u64,
+    /// CPU time the export thread has used, in nanoseconds, as of its last batch (Linux; 0 elsewhere). This is the
+    /// SDK's background cost: divided by `exported`, it is the CPU each span costs after the request has gone.
+    pub export_thread_cpu_ns: u64,
 }
 
 #[derive(Debug, Default)]
@@ -30,6 +33,7 @@ pub(crate) struct Counters {
     pub blocked: AtomicU64,
     pub exported: AtomicU64,
     pub failed: AtomicU64,
+    pub export_thread_cpu_ns: AtomicU64,
     /// Set when the request thread warned that the queue is full; cleared by the export thread when it sees the
     /// queue below 80 %.
     pub queue_full_warned: AtomicBool,
@@ -46,6 +50,7 @@ impl Counters {
             blocked: self.blocked.load(Relaxed),
             exported: self.exported.load(Relaxed),
             failed: self.failed.load(Relaxed),
+            export_thread_cpu_ns: self.export_thread_cpu_ns.load(Relaxed),
         }
     }
 

@@ -964,6 +964,7 @@ mod tests {
             mode,
             started: "2026-11-24T12:00:00Z".into(),
             settings: Settings {
+                rate: None,
                 duration_s: Some(10.0),
                 iterations: None,
                 concurrency: 4,
@@ -1304,6 +1305,7 @@ mod tests {
                     late: 0,
                     requests: 100_000,
                     cpu_seconds: *cpu_seconds,
+                    export_cpu_seconds: 0.0,
                     peak_rss_kib: 1,
                     rss_growth_kib: 0.0,
                     rss_readings: 500,

@@ -116,6 +116,11 @@ pub struct ProfileArgs {
     #[arg(long, value_name = "C", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: Option<u32>,
 
+    /// Pace the workload at this many requests per second (all connections together) instead of as fast as the app
+    /// answers, to profile a server with room to spare; give --concurrency ≥ R / 250.
+    #[arg(long, value_name = "REQ_PER_S", value_parser = parse_req_per_s)]
+    pub rate: Option<f64>,
+
     /// The request mix: a name (seed, realistic, transforms, outbound, compute, io, calibrate), `path=weight` pairs,
     /// or @file.json (see the workload's --help).
     #[arg(long, default_value = "seed")]

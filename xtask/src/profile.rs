@@ -82,6 +82,7 @@ impl ProfileArgs {
                 duration_s: duration.map(|d| d.as_secs_f64()),
                 iterations,
                 concurrency,
+                rate: self.rate,
                 mix: absolute_mix(&self.mix)?,
                 sampling_rate: self.sampling_rate,
                 transforms,
@@ -250,6 +251,9 @@ impl ProfileRequest {
             (None, Some(n)) => args.extend(["--iterations".to_owned(), n.to_string()]),
             (None, None) => {}
         }
+        if let Some(rate) = self.settings.rate {
+            args.extend(["--rate".to_owned(), rate.to_string()]);
+        }
         args
     }
 
@@ -259,8 +263,12 @@ impl ProfileRequest {
             (None, Some(n)) => format!("{n} requests"),
             (None, None) => String::new(),
         };
+        let pace = self
+            .settings
+            .rate
+            .map_or_else(String::new, |r| format!(", paced at {r} req/s"));
         format!(
-            "{} mix, {} connection(s), {size}",
+            "{} mix, {} connection(s){pace}, {size}",
             self.settings.mix, self.settings.concurrency
         )
     }

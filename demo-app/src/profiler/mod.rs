@@ -180,6 +180,7 @@ pub fn sdk_json(s: &drift_sdk::Stats) -> Value {
         "blocked": s.blocked,
         "exported": s.exported,
         "failed": s.failed,
+        "export_thread_cpu_s": s.export_thread_cpu_ns as f64 / 1e9,
     })
 }
 
