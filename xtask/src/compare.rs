@@ -965,6 +965,7 @@ mod tests {
             started: "2026-11-24T12:00:00Z".into(),
             settings: Settings {
                 rate: None,
+                discard_spans: false,
                 duration_s: Some(10.0),
                 iterations: None,
                 concurrency: 4,

@@ -116,6 +116,11 @@ pub struct ProfileArgs {
     #[arg(long, value_name = "C", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: Option<u32>,
 
+    /// Build every trace line but write no file (the demo app's --discard-spans): profiles the SDK's pipeline without
+    /// the file system, whose cost on this ext4 depends on what the disk did before.
+    #[arg(long)]
+    pub discard_spans: bool,
+
     /// Pace the workload at this many requests per second (all connections together) instead of as fast as the app
     /// answers, to profile a server with room to spare; give --concurrency ≥ R / 250.
     #[arg(long, value_name = "REQ_PER_S", value_parser = parse_req_per_s)]

@@ -83,6 +83,7 @@ impl ProfileArgs {
                 iterations,
                 concurrency,
                 rate: self.rate,
+                discard_spans: self.discard_spans,
                 mix: absolute_mix(&self.mix)?,
                 sampling_rate: self.sampling_rate,
                 transforms,
@@ -225,11 +226,14 @@ impl ProfileRequest {
             "127.0.0.1:0".to_owned(),
             "--sampling-rate".to_owned(),
             self.settings.sampling_rate.to_string(),
-            "--traces-dir".to_owned(),
-            self.dir.join("traces").display().to_string(),
             "--profile-dir".to_owned(),
             self.dir.display().to_string(),
         ];
+        if self.settings.discard_spans {
+            args.push("--discard-spans".to_owned());
+        } else {
+            args.extend(["--traces-dir".to_owned(), self.dir.join("traces").display().to_string()]);
+        }
         if let Some(hz) = self.settings.hz {
             args.extend(["--hz".to_owned(), hz.to_string()]);
         }

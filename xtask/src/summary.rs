@@ -48,6 +48,9 @@ pub struct Settings {
     pub duration_s: Option<f64>,
     pub iterations: Option<u64>,
     pub concurrency: u32,
+    /// `--discard-spans`: lines built, no trace file written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discard_spans: bool,
     /// `--rate`: the workload's pace in requests per second, when it was paced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
