@@ -78,7 +78,9 @@ pub use config::{
 };
 pub use drift::{Drift, DriftBuilder};
 pub use error::{Error, Result};
-pub use export::{ExportOutcome, FileExporter, InMemoryExporter, InMemorySpans, SpanExporter};
+pub use export::{
+    ExportOutcome, FileExporter, InMemoryExporter, InMemorySpans, ReadTraceError, SpanExporter, TraceFile, read_trace_file,
+};
 pub use ids::{SpanId, TraceId};
 pub use sampling::SamplingMode;
 pub use stats::Stats;

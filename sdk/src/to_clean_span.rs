@@ -637,3 +637,268 @@ mod tests {
         );
     }
 }
+
+/// Fuzzing `to_clean_span` (issue 7): arbitrary bodies, headers, statuses and transform rules never panic, and every
+/// span that comes out writes one line of valid JSON.
+#[cfg(test)]
+mod proptests {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+    use http::{HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
+    use proptest::prelude::*;
+
+    use super::Cleaner;
+    use crate::ids::{SpanId, TraceId};
+    use crate::record::{ClientExchange, ClientOutcome, HeaderList, Payload, ServerExchange, SpanRecord};
+    use crate::transform::{Action, TransformRule, Transforms};
+
+    /// Bodies: raw bytes, or JSON-ish text built from pieces that stress the parser, the decoder and the writers.
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just("{".to_owned()),
+            Just("}".to_owned()),
+            Just("[".to_owned()),
+            Just("]".to_owned()),
+            Just(",".to_owned()),
+            Just(":".to_owned()),
+            Just("\"password\"".to_owned()),
+            Just("\"ssn\"".to_owned()),
+            Just("\"\\u0000\\ud800\\\"\"".to_owned()),
+            Just("NaN".to_owned()),
+            Just("-0".to_owned()),
+            Just("1e400".to_owned()),
+            Just("123456789012345678901234567890".to_owned()),
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            "[a-zA-Z0-9 ._-]{0,12}".prop_map(|s| format!("\"{s}\"")),
+            any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap_or_default()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| f.to_string()),
+        ];
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..300),
+            proptest::collection::vec(piece, 0..40).prop_map(|p| p.concat().into_bytes()),
+            // Valid JSON objects with odd keys and values.
+            proptest::collection::btree_map(any::<String>(), any::<i32>(), 0..6)
+                .prop_map(|m| serde_json::to_vec(&m).unwrap_or_default()),
+        ]
+    }
+
+    fn header_value() -> impl Strategy<Value = HeaderValue> {
+        // Any bytes HeaderValue accepts: visible ASCII, space, tab and obs-text (0x80–0xFF), which is not UTF-8.
+        proptest::collection::vec(prop_oneof![0x20u8..0x7f, Just(b'\t'), 0x80u8..=0xff], 0..40)
+            .prop_filter_map("a valid header value", |b| HeaderValue::from_bytes(&b).ok())
+    }
+
+    fn headers() -> impl Strategy<Value = HeaderList> {
+        let name = prop_oneof![
+            Just("content-type".to_owned()),
+            Just("authorization".to_owned()),
+            Just("cookie".to_owned()),
+            Just("content-encoding".to_owned()),
+            Just("host".to_owned()),
+            "x-[a-z0-9-]{1,12}",
+        ];
+        let content_type = prop_oneof![
+            Just("application/json"),
+            Just("application/json; charset=utf-8"),
+            Just("text/plain"),
+            Just("application/x-www-form-urlencoded"),
+            Just("image/png"),
+            Just("application/octet-stream"),
+        ];
+        (
+            proptest::collection::vec((name, header_value()), 0..8),
+            proptest::option::of(content_type),
+        )
+            .prop_map(|(pairs, content_type)| {
+                let mut list: HeaderList = pairs
+                    .into_iter()
+                    .filter_map(|(n, v)| Some((HeaderName::from_bytes(n.as_bytes()).ok()?, v)))
+                    .collect();
+                if let Some(ct) = content_type {
+                    list.push((http::header::CONTENT_TYPE, HeaderValue::from_static(ct)));
+                }
+                list
+            })
+    }
+
+    fn uri() -> impl Strategy<Value = Uri> {
+        (
+            "/[a-zA-Z0-9/%._~-]{0,30}",
+            proptest::option::of("[a-zA-Z0-9=&%+._-]{0,30}"),
+        )
+            .prop_filter_map("a valid URI", |(path, query)| {
+                let text = match query {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path,
+                };
+                text.parse().ok()
+            })
+    }
+
+    fn rule() -> impl Strategy<Value = TransformRule> {
+        let action = prop_oneof![
+            Just(Action::redact()),
+            Just(Action::mask()),
+            Just(Action::replace("[gone]")),
+        ];
+        let json_path = prop_oneof![
+            Just("$.password"),
+            Just("$.ssn"),
+            Just("$..x"),
+            Just("$[0]"),
+            Just("$.a.b[2].c"),
+            Just("$['we ird']"),
+            Just("$.*"),
+        ];
+        (any::<bool>(), 0..5u8, json_path, action).prop_map(|(inbound, target, path, action)| {
+            let m = if inbound {
+                TransformRule::inbound()
+            } else {
+                TransformRule::outbound()
+            };
+            let m = match target {
+                0 => m.json_path(path),
+                1 => m.header("authorization"),
+                2 => m.query_param("token"),
+                3 => m.url_path(),
+                _ => m.full_body(),
+            };
+            m.action(action)
+        })
+    }
+
+    fn record(payload: Payload) -> SpanRecord {
+        SpanRecord {
+            trace_id: TraceId(7),
+            span_id: SpanId(9),
+            parent_span_id: None,
+            is_pre_app_start: false,
+            start: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            duration: Duration::from_micros(250),
+            payload,
+        }
+    }
+
+    fn status() -> impl Strategy<Value = StatusCode> {
+        prop_oneof![
+            Just(200u16),
+            Just(201),
+            Just(204),
+            Just(304),
+            Just(404),
+            Just(500),
+            100u16..600
+        ]
+        .prop_filter_map("a valid status", |s| StatusCode::from_u16(s).ok())
+    }
+
+    #[derive(Debug, Clone)]
+    struct Exchange {
+        server: bool,
+        method: Method,
+        uri: Uri,
+        request_headers: HeaderList,
+        request_body: Vec<u8>,
+        status: StatusCode,
+        response_headers: HeaderList,
+        response_chunks: Vec<Vec<u8>>,
+    }
+
+    fn exchange() -> impl Strategy<Value = Exchange> {
+        (
+            any::<bool>(),
+            prop_oneof![
+                Just(Method::GET),
+                Just(Method::POST),
+                Just(Method::PUT),
+                Just(Method::DELETE)
+            ],
+            uri(),
+            headers(),
+            body(),
+            status(),
+            headers(),
+            proptest::collection::vec(body(), 0..3),
+        )
+            .prop_map(
+                |(server, method, uri, request_headers, request_body, status, response_headers, response_chunks)| {
+                    Exchange {
+                        server,
+                        method,
+                        uri,
+                        request_headers,
+                        request_body,
+                        status,
+                        response_headers,
+                        response_chunks,
+                    }
+                },
+            )
+    }
+
+    fn payload(x: Exchange) -> Payload {
+        let chunks: Vec<Bytes> = x.response_chunks.into_iter().map(Bytes::from).collect();
+        if x.server {
+            return Payload::Server(Box::new(ServerExchange {
+                method: x.method,
+                uri: x.uri,
+                version: Version::HTTP_11,
+                headers: x.request_headers,
+                remote: Some(SocketAddr::from(([127, 0, 0, 1], 40000))),
+                request_body: Bytes::from(x.request_body),
+                request_oversize: false,
+                status: x.status,
+                reason: None,
+                response_headers: x.response_headers,
+                response_body: chunks,
+                response_oversize: false,
+                error: None,
+            }));
+        }
+        let url = reqwest::Url::parse(&format!("http://upstream.test{}", x.uri))
+            .unwrap_or_else(|_| reqwest::Url::parse("http://upstream.test/").expect("a valid URL"));
+        Payload::Client(Box::new(ClientExchange {
+            method: x.method,
+            url,
+            headers: x.request_headers,
+            body: (!x.request_body.is_empty()).then(|| Bytes::from(x.request_body)),
+            response_blocked: None,
+            oversize: false,
+            outcome: ClientOutcome::Response {
+                status: x.status,
+                headers: x.response_headers,
+                body: chunks,
+            },
+        }))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn to_clean_span_never_panics_and_writes_valid_json(
+            rules in proptest::collection::vec(rule(), 0..4),
+            exchanges in proptest::collection::vec(exchange(), 1..4),
+        ) {
+            let transforms = Arc::new(Transforms::new(rules).expect("the generated rules are valid"));
+            let mut cleaner = Cleaner::new(transforms, "fuzz");
+            let mut line = Vec::new();
+            for x in exchanges {
+                if let Ok(span) = cleaner.clean(record(payload(x))) {
+                    line.clear();
+                    span.write_json_line(&mut line);
+                    let text = std::str::from_utf8(&line).expect("a line is UTF-8");
+                    let value: serde_json::Value = serde_json::from_str(text)
+                        .unwrap_or_else(|e| panic!("{e}: {text}"));
+                    prop_assert!(value["traceId"].is_string());
+                    prop_assert!(!text.contains('\n'), "one line: {text}");
+                }
+            }
+        }
+    }
+}

@@ -1,13 +1,15 @@
-//! Sinks for processed spans: trace files (§8), the Tusk API (§9), and memory (tests).
+//! Sinks for processed spans: trace files (§8), the Tusk API (§9), and memory (tests); and reading a trace file back.
 
 pub mod api;
 mod api_exporter;
 mod file;
 mod memory;
+mod read;
 
 pub(crate) use api_exporter::ApiExporter;
 pub use file::FileExporter;
 pub use memory::{InMemoryExporter, InMemorySpans};
+pub use read::{ReadTraceError, TraceFile, read_trace_file};
 
 use crate::clean_span::CleanSpan;
 

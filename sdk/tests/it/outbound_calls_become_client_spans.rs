@@ -223,3 +223,46 @@ async fn a_large_upstream_response_reaches_the_app_and_blocks_the_trace() {
     let stats = drift.stats();
     assert_eq!((stats.recorded, stats.blocked), (2, 2), "{stats:?}");
 }
+
+/// The SDK's own export traffic carries `x-td-skip-instrumentation: true` (§9.1); a call with that header through an
+/// instrumented client is never recorded, so export traffic cannot become spans even if it passes the middleware.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_marked_skip_instrumentation_are_not_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let drift = Drift::builder()
+        .mode(Mode::Record)
+        .traces_dir(dir.path())
+        .env_vars(Vec::new())
+        .init()
+        .unwrap();
+    let upstream = upstream().await;
+    let http = client(&drift);
+    let app = Router::new()
+        .route(
+            "/api/export-like",
+            get(|State((http, url)): State<(ClientWithMiddleware, String)>| async move {
+                let r = http
+                    .post(url)
+                    .header(drift_sdk::SKIP_INSTRUMENTATION_HEADER, "true")
+                    .body("x")
+                    .send()
+                    .await
+                    .unwrap();
+                r.status().as_u16().to_string()
+            }),
+        )
+        .with_state((http, upstream.url("/upstream/items")))
+        .layer(drift.layer());
+    drift.mark_app_ready();
+    let server = Server::start(app).await;
+    let answer = reqwest::get(server.url("/api/export-like")).await.unwrap();
+    assert_eq!(answer.text().await.unwrap(), "200");
+    server.stop().await;
+    upstream.stop().await;
+    drift.shutdown();
+    let files = read_trace_files(dir.path());
+    let spans: Vec<&Value> = files.iter().flat_map(|(_, spans)| spans).collect();
+    assert_eq!(spans.len(), 1, "only the SERVER span: {spans:#?}");
+    assert_eq!(spans[0]["kind"], 2);
+    assert_eq!(drift.stats().recorded, 1);
+}
