@@ -9,7 +9,8 @@
 //! # Feature flags (mutually exclusive)
 //!
 //! - `pprof`: CPU samples of the whole run (`cpu.folded`, `cpu.pb`, `pprof.json`), or on demand at an opt-in,
-//!   loopback-only `/debug/pprof/profile?seconds=N`.
+//!   loopback-only `/debug/pprof/profile?seconds=N` (drift-sdk's `pprof_endpoint` router, feature
+//!   `pprof-endpoint`).
 //! - `dhat-heap`: dhat's allocator and heap profiler (`dhat-heap.json`).
 //! - `timeline`: a tracing-chrome layer over the SDK's stage spans and the request spans (`timeline.json`).
 
@@ -110,7 +111,7 @@ impl DemoApp {
         }));
         let router = match options.pprof_endpoint_hz {
             #[cfg(feature = "pprof")]
-            Some(hz) => app.merge(profiler::pprof::endpoint_routes(hz, requests.clone())),
+            Some(hz) => app.merge(profiler::pprof::endpoint_routes(hz, requests.clone())?),
             #[cfg(not(feature = "pprof"))]
             Some(_) => anyhow::bail!("the profiling endpoint needs a build with the `pprof` feature"),
             None => app,

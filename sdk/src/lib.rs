@@ -44,6 +44,9 @@
 //! - `axum` (default): read the peer address from axum's `ConnectInfo<SocketAddr>`.
 //! - `tls` (default): HTTPS for the API sink (rustls, with the platform's certificate verifier). Without it, only an
 //!   `http://` `tusk_api.url` works and `init()` rejects an `https://` one.
+//! - `pprof-endpoint` (off): the `pprof_endpoint` module, a loopback-only `/debug/pprof/profile?seconds=N` router
+//!   that any axum app can mount; it answers a CPU profile of the process (pprof protobuf, or folded stacks). It
+//!   pulls pprof-rs.
 #![deny(missing_docs)]
 
 #[doc(hidden)]
@@ -59,6 +62,8 @@ pub mod export;
 mod gates;
 mod ids;
 pub mod json;
+#[cfg(feature = "pprof-endpoint")]
+pub mod pprof_endpoint;
 mod processor;
 mod record;
 pub mod sampling;

@@ -2,6 +2,8 @@
 //! workload; start the app and wait until it answers `/health`; run the workload; stop the app with SIGINT and wait
 //! until it has written its files.
 //!
+//! `http_get` is the little HTTP this needs (the health check, and `profile attach`'s window) over a raw TCP stream.
+//!
 //! Every subprocess goes through xshell's `cmd!`. The two long-lived ones (the app, and the workload whose stderr
 //! carries its progress bar) are turned into `std::process::Command`s to be spawned with their own pipes.
 
@@ -254,19 +256,95 @@ fn wait_for_health(url: &str, timeout: Duration) -> anyhow::Result<()> {
 
 /// One `GET /health` over a fresh connection: the status code.
 fn health(addr: &str) -> std::io::Result<u16> {
+    http_get(addr, "/health", Duration::from_secs(2)).map(|r| r.status)
+}
+
+/// An HTTP answer: status, headers (names lower-cased) and the whole body.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 `GET target` to `addr` (`host:port`) over a fresh connection, read to the end: enough HTTP for a
+/// health check and the profiling endpoint, without an HTTP client in xtask. Reads a `Content-Length` body, a
+/// chunked one, or one that ends when the server closes. `read_timeout` bounds each read.
+pub fn http_get(addr: &str, target: &str, read_timeout: Duration) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_read_timeout(Some(read_timeout))?;
     write!(
         stream,
-        "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
+    read_response(BufReader::new(stream))
+}
+
+fn read_response(mut reader: impl BufRead) -> std::io::Result<HttpResponse> {
+    let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
     let mut status_line = String::new();
-    BufReader::new(stream).read_line(&mut status_line)?;
-    status_line
-        .split_whitespace()
-        .nth(1)
+    reader.read_line(&mut status_line)?;
+    let status = status_line
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.split_whitespace().nth(1))
         .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {status_line:?}")))
+        .ok_or_else(|| invalid(format!("not an HTTP answer: {status_line:?}")))?;
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(invalid("the answer ended inside its headers".into()));
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| invalid(format!("not a header line: {line:?}")))?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let mut response = HttpResponse {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if response
+        .header("transfer-encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line)?;
+            let hex = size_line.trim_end().split(';').next().unwrap_or("");
+            let size = usize::from_str_radix(hex.trim(), 16)
+                .map_err(|_| invalid(format!("not a chunk size: {size_line:?}")))?;
+            if size == 0 {
+                break;
+            }
+            let start = response.body.len();
+            response.body.resize(start + size, 0);
+            reader.read_exact(&mut response.body[start..])?;
+            let mut crlf = [0u8; 2];
+            reader.read_exact(&mut crlf)?;
+        }
+    } else if let Some(length) = response.header("content-length") {
+        let length: usize = length
+            .parse()
+            .map_err(|_| invalid(format!("not a content length: {length:?}")))?;
+        response.body.resize(length, 0);
+        reader.read_exact(&mut response.body)?;
+    } else {
+        reader.read_to_end(&mut response.body)?;
+    }
+    Ok(response)
 }
 
 /// The last `n` lines of a log file, for error messages.
@@ -274,4 +352,31 @@ pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_read_whole_whatever_their_framing() {
+        let fixed =
+            read_response(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Profile-Samples: 7\r\n\r\nhello"[..]).unwrap();
+        assert_eq!((fixed.status, fixed.body.as_slice()), (200, &b"hello"[..]));
+        assert_eq!(fixed.header("x-profile-samples"), Some("7"));
+        let chunked = read_response(
+            &b"HTTP/1.1 409 Conflict\r\ntransfer-encoding: chunked\r\n\r\n3\r\nbus\r\n2;x=y\r\ny!\r\n0\r\n\r\n"[..],
+        )
+        .unwrap();
+        assert_eq!((chunked.status, chunked.body.as_slice()), (409, &b"busy!"[..]));
+        let closed = read_response(&b"HTTP/1.0 404 Not Found\r\n\r\nno such path"[..]).unwrap();
+        assert_eq!((closed.status, closed.body.as_slice()), (404, &b"no such path"[..]));
+        for bad in [
+            &b"SSH-2.0-OpenSSH\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort",
+            b"HTTP/1.1 200 OK\r\n",
+        ] {
+            assert!(read_response(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 }

@@ -970,11 +970,12 @@ mod tests {
                 iterations: None,
                 concurrency: 4,
                 mix: "seed".into(),
-                sampling_rate: 1.0,
+                sampling_rate: Some(1.0),
                 transforms: None,
                 hz: Some(99),
                 build_profile: "profiling".into(),
                 feature: mode.feature().into(),
+                attached: None,
             },
             git_commit: "abc1234".into(),
             rustc: "rustc 1.95.0".into(),
@@ -1165,7 +1166,7 @@ mod tests {
     fn differing_settings_are_listed() {
         let before = cpu_run("b", BEFORE, 10.0, 10_000);
         let mut after = cpu_run("a", BEFORE, 10.0, 10_000);
-        after.settings.sampling_rate = 0.5;
+        after.settings.sampling_rate = Some(0.5);
         after.settings.mix = "realistic".into();
         let c = Comparison::new(&before, &after, 20).unwrap();
         assert_eq!(

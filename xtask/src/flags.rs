@@ -96,13 +96,30 @@ fn parse_pct(text: &str) -> Result<f64, String> {
 #[command(
     after_help = "Every run is saved under results/<NAME or mode-YYYYmmdd-HHMMSS>/ with its raw profiler \
                         files, the SDK's traces, the workload's JSON, summary.json (what `compare` reads) and \
-                        report.html."
+                        report.html. `attach` builds and drives nothing: it profiles a running app's window \
+                        through its /debug/pprof/profile endpoint and writes the same report as `cpu`."
 )]
 pub struct ProfileArgs {
-    /// What to profile: `cpu` (pprof samples), `mem` (dhat heap profile) or `timeline` (a Chrome trace of the
-    /// SDK's stages).
+    /// What to profile: `cpu` (pprof samples), `mem` (dhat heap profile), `timeline` (a Chrome trace of the
+    /// SDK's stages), or `attach` (a window of a running app's CPU, through its profiling endpoint: see --url).
     #[arg(value_enum)]
-    pub mode: Mode,
+    pub mode: ProfileMode,
+
+    /// attach: the running app, `http://127.0.0.1:PORT`, serving `/debug/pprof/profile` (`demo-app
+    /// --pprof-endpoint` in a `--features pprof` build, or any app that mounts drift-sdk's `pprof_endpoint`).
+    #[arg(
+        long,
+        value_name = "URL",
+        required_if_eq("mode", "attach"),
+        conflicts_with_all = [
+            "duration", "iterations", "concurrency", "discard_spans", "rate", "mix", "sampling_rate", "transforms", "hz",
+        ]
+    )]
+    pub url: Option<String>,
+
+    /// attach: how long the window lasts, in seconds (1 to 300) [default: 10].
+    #[arg(long, value_name = "N", requires = "url", value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub seconds: Option<u64>,
 
     /// Run the workload this long [default: 10s for cpu; the others run by --iterations].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "iterations")]
@@ -165,8 +182,32 @@ pub struct ProfileArgs {
     pub save: Option<String>,
 }
 
-/// A profiling mode: which profiler feature the demo app is built with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+/// What `cargo xtask profile` does: one of the three modes, or `attach`, a cpu profile of a running app's window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProfileMode {
+    /// CPU samples (pprof-rs, SIGPROF) of the demo app under the workload.
+    Cpu,
+    /// Heap allocations (dhat).
+    Mem,
+    /// The SDK's stage spans (tracing-chrome).
+    Timeline,
+    /// CPU samples of a running app, for a window, through its `/debug/pprof/profile` endpoint (--url).
+    Attach,
+}
+
+impl ProfileMode {
+    /// The mode of the run this writes: `attach` writes a cpu run, so that `compare` takes it with any other.
+    pub fn run_mode(self) -> Mode {
+        match self {
+            ProfileMode::Cpu | ProfileMode::Attach => Mode::Cpu,
+            ProfileMode::Mem => Mode::Mem,
+            ProfileMode::Timeline => Mode::Timeline,
+        }
+    }
+}
+
+/// A run's mode, in `summary.json`: which profiler feature the demo app is built with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// CPU samples (pprof-rs, SIGPROF).
@@ -283,13 +324,34 @@ mod tests {
         let p = parse(&["cpu", "--duration", "5s", "--concurrency", "8", "--save", "before"]).unwrap();
         assert_eq!(
             (p.mode, p.duration, p.concurrency),
-            (Mode::Cpu, Some(Duration::from_secs(5)), Some(8))
+            (ProfileMode::Cpu, Some(Duration::from_secs(5)), Some(8))
         );
         assert_eq!((p.hz, p.top, p.save.as_deref()), (99, 20, Some("before")));
         assert_eq!(
             parse(&["mem", "--duration", "500ms"]).unwrap().duration,
             Some(Duration::from_millis(500))
         );
+    }
+
+    #[test]
+    fn attach_flags() {
+        let p = parse(&[
+            "attach",
+            "--url",
+            "http://127.0.0.1:8080",
+            "--seconds",
+            "2",
+            "--save",
+            "a",
+        ])
+        .unwrap();
+        assert_eq!(
+            (p.mode, p.url.as_deref(), p.seconds, p.save.as_deref()),
+            (ProfileMode::Attach, Some("http://127.0.0.1:8080"), Some(2), Some("a"))
+        );
+        assert_eq!(p.mode.run_mode(), Mode::Cpu);
+        // Options with defaults are not "given": they do not conflict with --url.
+        assert_eq!((p.hz, p.mix.as_str(), p.sampling_rate), (99, "seed", 1.0));
     }
 
     #[test]
@@ -305,6 +367,24 @@ mod tests {
             (&["cpu", "--save", "../x"][..], "letters, digits"),
             (&["cpu", "--sampling-rate", "2"][..], "rate from 0.0 to 1.0"),
             (&["cpu", "--concurrency", "0"][..], "concurrency"),
+            (&["attach"][..], "--url <URL>"),
+            (
+                &["attach", "--url", "http://127.0.0.1:1", "--duration", "5s"][..],
+                "cannot be used with",
+            ),
+            (
+                &["attach", "--url", "http://127.0.0.1:1", "--mix", "seed"][..],
+                "cannot be used with",
+            ),
+            (
+                &["attach", "--url", "http://127.0.0.1:1", "--hz", "99"][..],
+                "cannot be used with",
+            ),
+            (
+                &["attach", "--url", "http://127.0.0.1:1", "--seconds", "301"][..],
+                "301",
+            ),
+            (&["cpu", "--seconds", "5"][..], "--url <URL>"),
         ] {
             let err = parse(args).unwrap_err();
             assert!(err.contains(needle), "{args:?}: {err}");

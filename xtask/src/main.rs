@@ -2,6 +2,8 @@
 //!
 //! - `cargo xtask profile cpu|mem|timeline`: build the demo app with the mode's profiler, drive it with the
 //!   workload, and print where the CPU time, the allocations or the SDK's stage time go (`profile.rs`).
+//! - `cargo xtask profile attach --url http://127.0.0.1:PORT`: the cpu report of a window of a running app, fetched
+//!   from its `/debug/pprof/profile` endpoint (`attach.rs`).
 //! - `cargo xtask compare BEFORE AFTER`: what changed between two saved runs, and whether it is noise
 //!   (`compare.rs`).
 //! - `cargo xtask bench`: the SDK's overhead end to end, against the targets it must meet (`bench.rs`).
@@ -9,6 +11,7 @@
 //! Thin: parse the flags (`flags.rs`), find the workspace root, dispatch. Exit codes: 0 done, 1 a step failed,
 //! 2 bad usage.
 
+mod attach;
 mod bench;
 mod collect;
 mod compare;

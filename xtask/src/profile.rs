@@ -5,6 +5,9 @@
 //! 3. parse the profiler's files (`parse`) and print the tables (`render::tables`);
 //! 4. write `summary.json`, `report.html` and, for cpu, `flamegraph.svg` into the run's directory.
 //!
+//! `cargo xtask profile attach` replaces steps 1 and 2 with one window fetched from a running app (`attach.rs`),
+//! then reports it as a cpu run.
+//!
 //! A step that fails says which step and why, keeps what the run has written, and exits 1.
 
 use std::path::{Path, PathBuf};
@@ -15,8 +18,9 @@ use serde_json::Value;
 use xshell::{Shell, cmd};
 
 use crate::Failure;
+use crate::attach::Attach;
 use crate::collect::{self, App};
-use crate::flags::{Mode, ProfileArgs};
+use crate::flags::{Mode, ProfileArgs, ProfileMode};
 use crate::parse::chrome::Timeline;
 use crate::parse::dhat::HeapProfile;
 use crate::parse::folded::{CpuHeadline, CpuOptions, CpuProfile, CpuRun, CpuScale, CumulativeView};
@@ -33,6 +37,8 @@ pub const MIN_SAMPLES: u64 = 1_000;
 #[derive(Debug)]
 pub struct ProfileRequest {
     pub mode: Mode,
+    /// `profile attach`: the running app to fetch a window from, instead of building and driving the demo app.
+    pub attach: Option<Attach>,
     pub settings: Settings,
     pub top: usize,
     pub all_functions: bool,
@@ -51,19 +57,26 @@ impl ProfileArgs {
 
     /// Resolves defaults and checks what can be checked before any work.
     fn into_request(self, root: &Path) -> anyhow::Result<ProfileRequest> {
-        let (duration, iterations) = match (self.duration, self.iterations, self.mode) {
+        if self.mode == ProfileMode::Attach {
+            return self.into_attach_request(root);
+        }
+        if self.url.is_some() {
+            bail!("--url is for `cargo xtask profile attach --url http://127.0.0.1:PORT`");
+        }
+        let mode = self.mode.run_mode();
+        let (duration, iterations) = match (self.duration, self.iterations, mode) {
             (Some(d), _, _) => (Some(d), None),
             (None, Some(n), _) => (None, Some(n)),
             (None, None, Mode::Cpu) => (Some(Duration::from_secs(10)), None),
             (None, None, Mode::Mem) => (None, Some(500)),
             (None, None, Mode::Timeline) => (None, Some(1000)),
         };
-        if self.check_calibration && self.mode != Mode::Cpu {
+        if self.check_calibration && mode != Mode::Cpu {
             bail!(
                 "--check-calibration is a cpu check: use `cargo xtask profile cpu --mix calibrate=1 --check-calibration`"
             );
         }
-        let concurrency = self.concurrency.unwrap_or(if self.mode == Mode::Cpu { 4 } else { 1 });
+        let concurrency = self.concurrency.unwrap_or(if mode == Mode::Cpu { 4 } else { 1 });
         let transforms = match &self.transforms {
             Some(path) => {
                 let path = std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
@@ -75,9 +88,10 @@ impl ProfileArgs {
             None => None,
         };
         let results = root.join("results");
-        let (name, started) = new_run(&results, self.save, self.mode.name())?;
+        let (name, started) = new_run(&results, self.save, mode.name())?;
         Ok(ProfileRequest {
-            mode: self.mode,
+            mode,
+            attach: None,
             settings: Settings {
                 duration_s: duration.map(|d| d.as_secs_f64()),
                 iterations,
@@ -85,11 +99,12 @@ impl ProfileArgs {
                 rate: self.rate,
                 discard_spans: self.discard_spans,
                 mix: absolute_mix(&self.mix)?,
-                sampling_rate: self.sampling_rate,
+                sampling_rate: Some(self.sampling_rate),
                 transforms,
-                hz: (self.mode == Mode::Cpu).then_some(self.hz),
+                hz: (mode == Mode::Cpu).then_some(self.hz),
                 build_profile: "profiling".to_owned(),
-                feature: self.mode.feature().to_owned(),
+                feature: mode.feature().to_owned(),
+                attached: None,
             },
             top: self.top,
             all_functions: self.all_functions,
@@ -104,6 +119,9 @@ impl ProfileArgs {
 
 impl ProfileRequest {
     fn run(&self, sh: &Shell, root: &Path) -> Result<(), Failure> {
+        if let Some(attach) = &self.attach {
+            return self.run_attach(sh, root, attach);
+        }
         let started = Instant::now();
         step(
             1,
@@ -179,8 +197,19 @@ impl ProfileRequest {
         };
         let run: Value = read_json(&self.dir.join("run.json")).context("reading the app's run.json")?;
         summary.requests = run["requests"].as_u64().unwrap_or(0);
+        self.report(root, summary, &run, report_started)
+    }
+
+    /// Parses the run's files, writes `summary.json` and `report.html`, and prints the tables and the files.
+    pub(crate) fn report(
+        &self,
+        root: &Path,
+        mut summary: Summary,
+        run: &Value,
+        report_started: Instant,
+    ) -> Result<(), Failure> {
         let report = match self.mode {
-            Mode::Cpu => self.report_cpu(&mut summary, &run),
+            Mode::Cpu => self.report_cpu(&mut summary, run),
             Mode::Mem => self.report_mem(&mut summary),
             Mode::Timeline => self.report_timeline(&mut summary),
         }
@@ -208,6 +237,7 @@ impl ProfileRequest {
             .iter()
             .map(PathBuf::from)
             .chain(report.files)
+            .filter(|f| self.dir.join(f).exists())
         {
             println!("  {}", file.display());
         }
@@ -225,7 +255,7 @@ impl ProfileRequest {
             "--listen".to_owned(),
             "127.0.0.1:0".to_owned(),
             "--sampling-rate".to_owned(),
-            self.settings.sampling_rate.to_string(),
+            self.settings.sampling_rate.unwrap_or(1.0).to_string(),
             "--profile-dir".to_owned(),
             self.dir.display().to_string(),
         ];
@@ -284,6 +314,26 @@ impl ProfileRequest {
     /// The settings and facts at the top of `report.html`.
     fn facts(&self, summary: &Summary) -> Vec<(String, String)> {
         let s = &summary.settings;
+        if let Some(url) = &s.attached {
+            return vec![
+                ("started".into(), summary.started.clone()),
+                (
+                    "attached to".into(),
+                    format!("{url}, a {} s window", s.duration_s.unwrap_or(0.0)),
+                ),
+                (
+                    "requests served".into(),
+                    format!(
+                        "{} in the window ({:.0} req/s, the app's own count)",
+                        summary.requests, summary.workload.req_per_s
+                    ),
+                ),
+                (
+                    "git commit".into(),
+                    format!("{} (this checkout; the app may differ)", summary.git_commit),
+                ),
+            ];
+        }
         let size = match (s.duration_s, s.iterations) {
             (Some(d), _) => format!("{d} s"),
             (None, Some(n)) => format!("{n} requests"),
@@ -297,7 +347,10 @@ impl ProfileRequest {
                 "mix".into(),
                 format!("{} ({size}, {} connection(s))", s.mix, s.concurrency),
             ),
-            ("sampling rate".into(), s.sampling_rate.to_string()),
+            (
+                "sampling rate".into(),
+                s.sampling_rate.map_or_else(|| "-".into(), |r| r.to_string()),
+            ),
             (
                 "transforms".into(),
                 s.transforms.clone().unwrap_or_else(|| "none".into()),
@@ -363,10 +416,15 @@ impl ProfileRequest {
         };
 
         let s = &self.settings;
-        let title = format!(
-            "cpu: {} mix, {} connection(s), sampling {}",
-            s.mix, s.concurrency, s.sampling_rate
-        );
+        let title = match &s.attached {
+            Some(url) => format!("cpu: attached to {url}, {} s", s.duration_s.unwrap_or(0.0)),
+            None => format!(
+                "cpu: {} mix, {} connection(s), sampling {}",
+                s.mix,
+                s.concurrency,
+                s.sampling_rate.unwrap_or(1.0)
+            ),
+        };
         let subtitle = format!(
             "{} samples at {} Hz, {} requests, {} ({})",
             profile.total_samples, cpu_run.hz, cpu_run.requests, summary.git_commit, self.name
@@ -380,6 +438,13 @@ impl ProfileRequest {
                 "warning        only {} samples (fewer than {MIN_SAMPLES}): rankings are coarse; use a longer --duration \
                  or more --concurrency\n",
                 profile.total_samples
+            ));
+        }
+        if let Some(url) = &s.attached {
+            headline_text.push_str(&format!(
+                "attached       a {} s window of {url}: its CPU seconds and requests are the app's own counts over the \
+                 window; the SDK's counters (dropped spans) are not seen\n",
+                s.duration_s.unwrap_or(0.0)
             ));
         }
         let calibration = Calibration::of(&profile);
@@ -439,11 +504,17 @@ impl ProfileRequest {
         };
         Ok(Report {
             sections,
-            hints: vec![format!(
-                "open flamegraph.svg in a browser (click to zoom, Ctrl-F to search); cpu.pb opens in `go tool pprof \
-                 -http=: {}/cpu.pb`, speedscope or Pyroscope",
-                self.dir.display()
-            )],
+            hints: vec![match &s.attached {
+                Some(url) => format!(
+                    "open flamegraph.svg in a browser (click to zoom, Ctrl-F to search); for the protobuf, the same \
+                     endpoint answers `go tool pprof -http=: '{url}/debug/pprof/profile?seconds=10'`"
+                ),
+                None => format!(
+                    "open flamegraph.svg in a browser (click to zoom, Ctrl-F to search); cpu.pb opens in `go tool \
+                     pprof -http=: {}/cpu.pb`, speedscope or Pyroscope",
+                    self.dir.display()
+                ),
+            }],
             files: [
                 "flamegraph.svg",
                 "cpu.folded",

@@ -45,8 +45,10 @@ pub struct Summary {
 /// What was asked for: runs that differ here are not like for like.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
+    /// The workload's duration; for an attached run, the window's.
     pub duration_s: Option<f64>,
     pub iterations: Option<u64>,
+    /// The workload's connections; 0 for an attached run (the traffic was not ours).
     pub concurrency: u32,
     /// `--discard-spans`: lines built, no trace file written.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -54,8 +56,11 @@ pub struct Settings {
     /// `--rate`: the workload's pace in requests per second, when it was paced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
+    /// The workload's mix; `attached` for an attached run.
     pub mix: String,
-    pub sampling_rate: f64,
+    /// The SDK's sampling rate; `null` for an attached run (the app's own setting, not known here).
+    #[serde(default)]
+    pub sampling_rate: Option<f64>,
     pub transforms: Option<String>,
     /// cpu runs only.
     pub hz: Option<u32>,
@@ -63,6 +68,9 @@ pub struct Settings {
     pub build_profile: String,
     /// The demo app's profiler feature.
     pub feature: String,
+    /// `profile attach`: the URL of the running app a window was fetched from (nothing was built or driven).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached: Option<String>,
 }
 
 /// The workload's own report, abridged.

@@ -10,6 +10,8 @@ mod every_endpoint_answers_the_seed_body;
 mod kill_9_tears_at_most_the_last_line_of_a_file;
 #[cfg(feature = "pprof")]
 mod pprof_build_writes_a_complete_cpu_profile;
+#[cfg(feature = "pprof")]
+mod pprof_endpoint_profiles_a_window_of_a_loaded_app;
 mod redacted_secrets_appear_in_no_file_the_run_writes;
 mod sigterm_drains_requests_and_exits_cleanly;
 mod the_binary_refuses_bad_flags_with_exit_code_2;
