@@ -434,9 +434,13 @@ impl ProfileRequest {
 
         let mut headline_text = tables::cpu_headline(&headline);
         if profile.total_samples < MIN_SAMPLES {
+            let remedy = if s.attached.is_some() {
+                "attach for longer (--seconds) or while the app is busier"
+            } else {
+                "use a longer --duration or more --concurrency"
+            };
             headline_text.push_str(&format!(
-                "warning        only {} samples (fewer than {MIN_SAMPLES}): rankings are coarse; use a longer --duration \
-                 or more --concurrency\n",
+                "warning        only {} samples (fewer than {MIN_SAMPLES}): rankings are coarse; {remedy}\n",
                 profile.total_samples
             ));
         }
