@@ -456,13 +456,13 @@ fn count_and_remove(traces: &Path) -> anyhow::Result<u64> {
 }
 
 /// Polls `/proc/PID/status` for VmRSS every 100 ms on its own thread.
-struct RssSampler {
+pub(crate) struct RssSampler {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<Vec<u64>>,
 }
 
 impl RssSampler {
-    fn start(pid: u32) -> RssSampler {
+    pub(crate) fn start(pid: u32) -> RssSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -479,7 +479,8 @@ impl RssSampler {
         RssSampler { stop, thread }
     }
 
-    fn stop(self) -> Vec<u64> {
+    /// The readings, in KiB, one per 100 ms.
+    pub(crate) fn stop(self) -> Vec<u64> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap_or_default()
     }

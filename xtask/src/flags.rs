@@ -25,6 +25,56 @@ pub enum Command {
     /// Measure the SDK's overhead end to end: every configuration (disabled, record, transforms, sampling) on
     /// three workloads, a fresh app process each, interleaved over several rounds.
     Bench(BenchArgs),
+    /// Reliability checks too long for CI: the exporter stalled under load, and a graceful shutdown after 100,000
+    /// recorded requests. Prints each check with its figure; exits 1 if one fails.
+    Faults(FaultsArgs),
+}
+
+/// `cargo xtask faults stall|shutdown`.
+#[derive(Debug, Args)]
+pub struct FaultsArgs {
+    /// `stall`: a Tusk API receiver that stops answering for --stall under paced load, against the same load
+    /// without a stall. `shutdown`: --requests recorded requests into trace files, then SIGINT.
+    #[arg(value_enum)]
+    pub check: FaultCheck,
+    /// The workload's pace, requests per second.
+    #[arg(long, default_value_t = 5000, value_name = "REQ_PER_S", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: u32,
+    /// The workload's connections (250 req/s or less each).
+    #[arg(long, default_value_t = 32, value_name = "C", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// stall: load before the receiver stops answering.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub before: Duration,
+    /// stall: how long the receiver does not answer.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub stall: Duration,
+    /// stall: load after the receiver answers again.
+    #[arg(long, default_value = "20s", value_name = "DURATION", value_parser = parse_duration)]
+    pub after: Duration,
+    /// shutdown: recorded requests before SIGINT.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub requests: u64,
+    /// Save as results/NAME (refused if it exists) [default: faults-CHECK-YYYYmmdd-HHMMSS].
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    pub save: Option<String>,
+}
+
+/// Which `cargo xtask faults` check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FaultCheck {
+    Stall,
+    Shutdown,
+}
+
+impl FaultCheck {
+    /// `stall` or `shutdown`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultCheck::Stall => "stall",
+            FaultCheck::Shutdown => "shutdown",
+        }
+    }
 }
 
 /// `cargo xtask bench`.

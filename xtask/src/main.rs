@@ -7,6 +7,7 @@
 //! - `cargo xtask compare BEFORE AFTER`: what changed between two saved runs, and whether it is noise
 //!   (`compare.rs`).
 //! - `cargo xtask bench`: the SDK's overhead end to end, against the targets it must meet (`bench.rs`).
+//! - `cargo xtask faults stall|shutdown`: reliability checks too long for CI (`faults.rs`).
 //!
 //! Thin: parse the flags (`flags.rs`), find the workspace root, dispatch. Exit codes: 0 done, 1 a step failed,
 //! 2 bad usage.
@@ -15,6 +16,7 @@ mod attach;
 mod bench;
 mod collect;
 mod compare;
+mod faults;
 mod flags;
 mod parse;
 mod profile;
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
             flags::Command::Profile(args) => args.run(&sh, &root),
             flags::Command::Compare(args) => args.run(&root),
             flags::Command::Bench(args) => args.run(&sh, &root),
+            flags::Command::Faults(args) => args.run(&sh, &root),
         }
     });
     match result {
