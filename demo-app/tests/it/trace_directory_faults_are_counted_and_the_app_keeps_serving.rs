@@ -150,3 +150,56 @@ async fn a_full_trace_directory_fails_spans_until_space_is_freed() {
     app.stop().await;
     drift.shutdown();
 }
+
+/// The real binary, whose trace directory is removed under it: one clear log line names the directory and the error,
+/// however many spans fail, and the `stopped` line counts them.
+#[test]
+fn a_write_failure_is_logged_once_with_the_directory_and_the_reason() {
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("demo-app.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_demo-app"))
+        .args(["--mode", "record", "--traces-dir", "traces"])
+        .current_dir(tmp.path())
+        .env_remove("TUSK_DRIFT_MODE")
+        .env_remove("TUSK_SAMPLING_RATE")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let listening: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let url = listening["url"].as_str().unwrap().to_owned();
+    std::fs::remove_dir_all(tmp.path().join("traces")).unwrap();
+    let client = crate::support::blocking_client();
+    for _ in 0..5 {
+        assert_eq!(client.get(format!("{url}/api/simple")).send().unwrap().status(), 200);
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = crate::support::wait_with_timeout(&mut child, Duration::from_secs(60));
+    assert!(status.success(), "{status:?}");
+    line.clear();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let stopped: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(stopped["sdk"]["failed"], 5, "{stopped}");
+    assert_eq!(stopped["sdk"]["exported"], 0, "{stopped}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let failures: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("cannot write a trace file"))
+        .collect();
+    assert_eq!(failures.len(), 1, "one line, not one per span:\n{text}");
+    assert!(
+        failures[0].contains("traces") && failures[0].contains("No such file or directory"),
+        "the line names the directory and the reason: {}",
+        failures[0]
+    );
+}
