@@ -2,6 +2,7 @@
 //! [`to_clean_span`](crate::to_clean_span) on the export thread; the file sink writes its JSON line straight from it
 //! (§8.3), the API sink converts it with [`clean_span_to_proto`](crate::clean_span_to_proto).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::ids::{SpanId, TraceId};
@@ -60,11 +61,11 @@ pub struct CleanSpan {
     /// `"<METHOD> <path>"`.
     pub name: String,
     /// `axum`, the URL scheme of a client call, or `os.environ`.
-    pub package_name: String,
+    pub package_name: Cow<'static, str>,
     /// `AxumInstrumentation` or `ReqwestInstrumentation` (empty for the env-var snapshot).
     pub instrumentation_name: &'static str,
     /// The method (empty for the env-var snapshot).
-    pub submodule_name: String,
+    pub submodule_name: Cow<'static, str>,
     /// `PackageType` number: 1 HTTP, 0 for the env-var snapshot.
     pub package_type: i32,
     /// `SpanKind` number (see [`kind`]).

@@ -1,6 +1,7 @@
 //! `to_clean_span`: on the export thread, a raw record becomes a span ready for a sink — gates (§13), transforms
 //! (§12), stored values (§4, §5), schemas and hashes (§6, §7).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -37,9 +38,9 @@ pub(crate) struct Cleaner {
 
 struct Built {
     name: String,
-    package_name: String,
+    package_name: Cow<'static, str>,
     instrumentation_name: &'static str,
-    submodule_name: String,
+    submodule_name: Cow<'static, str>,
     package_type: i32,
     kind: i32,
     input: Value,
@@ -77,6 +78,26 @@ impl Merges {
 }
 
 const HEADERS_MERGE: Merge = Merge::HEADERS;
+
+/// A method's name, without allocating for the standard ones.
+fn method_name(method: &http::Method) -> Cow<'static, str> {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match STANDARD.iter().find(|m| **m == method.as_str()) {
+        Some(m) => Cow::Borrowed(m),
+        None => Cow::Owned(method.as_str().to_owned()),
+    }
+}
+
+/// A URL scheme, without allocating for `http` and `https`.
+fn scheme_name(scheme: &str) -> Cow<'static, str> {
+    match scheme {
+        "http" => Cow::Borrowed("http"),
+        "https" => Cow::Borrowed("https"),
+        other => Cow::Owned(other.to_owned()),
+    }
+}
 
 impl Cleaner {
     pub(crate) fn new(transforms: Arc<Transforms>, environment: &str) -> Cleaner {
@@ -180,9 +201,9 @@ impl Cleaner {
         let output_merges = server_merges(&output);
         Built {
             name: format!("{} {}", x.method.as_str(), x.uri.path()),
-            package_name: "axum".to_owned(),
+            package_name: Cow::Borrowed("axum"),
             instrumentation_name: "AxumInstrumentation",
-            submodule_name: x.method.as_str().to_owned(),
+            submodule_name: method_name(&x.method),
             package_type: 1,
             kind: kind::SERVER,
             input: Value::Object(input),
@@ -252,9 +273,9 @@ impl Cleaner {
         let output_merges = client_merges(&output, response_type);
         Built {
             name: format!("{} {path}", x.method.as_str()),
-            package_name: url.scheme().to_owned(),
+            package_name: scheme_name(url.scheme()),
             instrumentation_name: "ReqwestInstrumentation",
-            submodule_name: x.method.as_str().to_owned(),
+            submodule_name: method_name(&x.method),
             package_type: 1,
             kind: kind::CLIENT,
             input: Value::Object(input),
@@ -330,9 +351,9 @@ fn build_client_dropped(method: &http::Method, url: &reqwest::Url, metadata: &Tr
     output.push_unique("bodyProcessingError", "dropped");
     Built {
         name: format!("{} {path}", method.as_str()),
-        package_name: url.scheme().to_owned(),
+        package_name: scheme_name(url.scheme()),
         instrumentation_name: "ReqwestInstrumentation",
-        submodule_name: method.as_str().to_owned(),
+        submodule_name: method_name(method),
         package_type: 1,
         kind: kind::CLIENT,
         input: Value::Object(Object::new()),
@@ -356,9 +377,9 @@ fn build_env_snapshot(vars: &[(String, String)]) -> Built {
     output.push_unique("ENV_VARS", env);
     Built {
         name: "ENV_VARS_SNAPSHOT".to_owned(),
-        package_name: "os.environ".to_owned(),
+        package_name: Cow::Borrowed("os.environ"),
         instrumentation_name: "",
-        submodule_name: String::new(),
+        submodule_name: Cow::Borrowed(""),
         package_type: 0,
         kind: kind::INTERNAL,
         input: Value::Object(Object::new()),

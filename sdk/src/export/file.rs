@@ -1,5 +1,6 @@
 //! The filesystem sink: one JSONL file per trace in the Tusk layout (§8).
 
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::num::NonZeroUsize;
@@ -17,13 +18,22 @@ use crate::ids::TraceId;
 const OPEN_HANDLES: usize = 64;
 
 /// Writes each span as one line of `<timestamp>_trace_<traceId>.jsonl`, appending, one `write` per line.
+///
+/// Nothing here allocates per span once the caches are warm: a trace's file is remembered by the time of its first
+/// write (the name is rebuilt from it in a reused buffer), the LRU reuses its evicted entries, and the open handles
+/// live in a small vector.
 #[derive(Debug)]
 pub struct FileExporter {
     dir: PathBuf,
-    /// Trace → its file (§8.1: an evicted trace seen again gets a new file).
-    paths: LruCache<TraceId, PathBuf>,
-    handles: LruCache<TraceId, File>,
+    /// Trace → when its file was first written, which names it (§8.1: an evicted trace seen again gets a new file).
+    first_write: LruCache<TraceId, SystemTime>,
+    /// Open files, least recently used first; at most [`OPEN_HANDLES`].
+    handles: Vec<(TraceId, File)>,
+    max_handles: usize,
     line: Vec<u8>,
+    /// The path of the file being opened, rebuilt in place.
+    path: PathBuf,
+    name: String,
     write_error_logged: bool,
 }
 
@@ -31,12 +41,15 @@ impl FileExporter {
     /// A sink writing into `dir`, which must exist, remembering `lru_capacity` traces (§8.1 says 1000).
     pub fn new(dir: impl Into<PathBuf>, lru_capacity: usize) -> FileExporter {
         let cap = NonZeroUsize::new(lru_capacity).unwrap_or(NonZeroUsize::MIN);
-        let handles = NonZeroUsize::new(OPEN_HANDLES.min(lru_capacity)).unwrap_or(NonZeroUsize::MIN);
+        let max_handles = OPEN_HANDLES.min(lru_capacity).max(1);
         FileExporter {
             dir: dir.into(),
-            paths: LruCache::new(cap),
-            handles: LruCache::new(handles),
+            first_write: LruCache::new(cap),
+            handles: Vec::with_capacity(max_handles),
+            max_handles,
             line: Vec::with_capacity(4096),
+            path: PathBuf::new(),
+            name: String::with_capacity(96),
             write_error_logged: false,
         }
     }
@@ -44,6 +57,18 @@ impl FileExporter {
     /// The directory the sink writes to.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The open file of `trace`, moved to the most recently used end.
+    fn handle(&mut self, trace: TraceId) -> Option<&mut File> {
+        let at = self.handles.iter().position(|(t, _)| *t == trace)?;
+        let entry = self.handles.remove(at);
+        self.handles.push(entry);
+        self.handles.last_mut().map(|(_, file)| file)
+    }
+
+    fn forget_handle(&mut self, trace: TraceId) {
+        self.handles.retain(|(t, _)| *t != trace);
     }
 
     fn write_span(&mut self, span: &CleanSpan) -> std::io::Result<()> {
@@ -55,35 +80,44 @@ impl FileExporter {
         }
         let trace = span.trace_id;
         // Touch the trace in the LRU of files on every span, or it would age by first write only.
-        if self.paths.get(&trace).is_none() {
-            let path = self.dir.join(file_name(SystemTime::now(), trace));
-            if let Some((evicted, _)) = self.paths.push(trace, path) {
-                // An evicted trace seen again gets a new file (§8.1): forget its open handle too.
-                self.handles.pop(&evicted);
+        let first_write = match self.first_write.get(&trace) {
+            Some(&t) => t,
+            None => {
+                let now = SystemTime::now();
+                if let Some((evicted, _)) = self.first_write.push(trace, now) {
+                    // An evicted trace seen again gets a new file (§8.1): forget its open handle too.
+                    self.forget_handle(evicted);
+                }
+                now
             }
-        }
-        if self.handles.get(&trace).is_none() {
-            let Some(path) = self.paths.peek(&trace) else {
-                unreachable_handle()
-            };
+        };
+        if self.handle(trace).is_none() {
             let _stage = tracing::trace_span!("open_trace_file").entered();
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
-            self.handles.put(trace, file);
+            self.name.clear();
+            write_file_name(&mut self.name, first_write, trace);
+            self.path.clear();
+            self.path.push(&self.dir);
+            self.path.push(&self.name);
+            let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            if self.handles.len() >= self.max_handles {
+                self.handles.remove(0);
+            }
+            self.handles.push((trace, file));
         }
         let _stage = tracing::trace_span!("write_file").entered();
-        let Some(file) = self.handles.get_mut(&trace) else {
+        let Some((_, file)) = self.handles.last_mut() else {
             unreachable_handle()
         };
         // One write call for the whole line (write_all loops only on a short write) on an O_APPEND file: a crash
         // can tear only the last line.
         if let Err(e) = file.write_all(&self.line) {
             // Do not append later lines after a possibly torn one on a cached handle.
-            self.handles.pop(&trace);
+            self.handles.pop();
             return Err(e);
         }
         if span.is_root_span {
             // The root ends its trace's request: nothing more is expected for it, so release the descriptor now.
-            self.handles.pop(&trace);
+            self.handles.pop();
         }
         Ok(())
     }
@@ -91,8 +125,8 @@ impl FileExporter {
 
 #[cold]
 fn unreachable_handle() -> ! {
-    // Both LRUs were filled just above when empty; reaching here would mean one lost an entry it was given.
-    panic!("trace file entry missing right after it was inserted")
+    // The handle was found or pushed just above; reaching here would mean the vector lost it.
+    panic!("trace file handle missing right after it was opened")
 }
 
 impl SpanExporter for FileExporter {
@@ -116,23 +150,33 @@ impl SpanExporter for FileExporter {
 
     fn shutdown(&mut self) {
         self.handles.clear();
-        self.paths.clear();
+        self.first_write.clear();
     }
 }
 
 /// `<YYYY-MM-DDTHH-MM-SS-ffffff+00-00>_trace_<traceId>.jsonl` (§8.1).
+#[cfg(test)]
 pub(crate) fn file_name(now: SystemTime, trace: TraceId) -> String {
+    let mut name = String::new();
+    write_file_name(&mut name, now, trace);
+    name
+}
+
+/// Appends the file name of `trace` first written at `now` to `out` (see [`file_name`]).
+fn write_file_name(out: &mut String, now: SystemTime, trace: TraceId) {
     let since = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    format!(
+    // Writing into a String cannot fail.
+    let _ = write!(
+        out,
         "{y:04}-{m:02}-{d:02}T{:02}-{:02}-{:02}-{:06}+00-00_trace_{trace}.jsonl",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
         since.subsec_micros()
-    )
+    );
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
@@ -195,6 +239,27 @@ mod tests {
             "B was evicted, so its second span went to a new file"
         );
         assert_eq!(files_of(dir.path(), c).len(), 1);
+    }
+
+    #[test]
+    fn at_most_64_files_stay_open_and_a_closed_one_is_reopened_for_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = FileExporter::new(dir.path(), 1000);
+        for trace in 1..=100 {
+            assert_eq!(sink.export(vec![span_of(trace)]).exported, 1);
+        }
+        assert_eq!(sink.handles.len(), OPEN_HANDLES);
+        // Trace 1's handle was closed long ago; its next span still goes to its one file.
+        assert_eq!(sink.export(vec![span_of(1)]).exported, 1);
+        assert_eq!(files_of(dir.path(), 1).len(), 1);
+        let text = std::fs::read_to_string(dir.path().join(&files_of(dir.path(), 1)[0])).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        // A root span releases its trace's handle.
+        let mut root = span_of(2);
+        root.is_root_span = true;
+        let open = sink.handles.len();
+        assert_eq!(sink.export(vec![root]).exported, 1);
+        assert_eq!(sink.handles.len(), open - 1);
     }
 
     #[test]
