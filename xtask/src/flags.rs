@@ -55,6 +55,10 @@ pub struct FaultsArgs {
     /// shutdown: recorded requests before SIGINT.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub requests: u64,
+    /// shutdown: where the trace files go (counted, then deleted) [default: a folder in /dev/shm when it exists, else
+    /// the run's folder]. On this ext4 a create costs hundreds of µs after a mass delete, enough to fill the queue.
+    #[arg(long, value_name = "DIR")]
+    pub traces_dir: Option<PathBuf>,
     /// Save as results/NAME (refused if it exists) [default: faults-CHECK-YYYYmmdd-HHMMSS].
     #[arg(long, value_name = "NAME", value_parser = parse_name)]
     pub save: Option<String>,
