@@ -111,7 +111,7 @@ impl DemoApp {
         }));
         let router = match options.pprof_endpoint_hz {
             #[cfg(feature = "pprof")]
-            Some(hz) => app.merge(profiler::pprof::endpoint_routes(hz, requests.clone())?),
+            Some(hz) => app.merge(profiler::pprof::endpoint_routes(hz, requests.clone(), drift)?),
             #[cfg(not(feature = "pprof"))]
             Some(_) => anyhow::bail!("the profiling endpoint needs a build with the `pprof` feature"),
             None => app,

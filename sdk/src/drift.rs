@@ -147,6 +147,12 @@ impl Drift {
         self.core.counters.snapshot()
     }
 
+    /// The live counters, for a reader that must not keep the SDK alive (the profiling endpoint).
+    #[cfg(feature = "pprof-endpoint")]
+    pub(crate) fn counters(&self) -> Arc<Counters> {
+        self.core.counters.clone()
+    }
+
     /// Records waiting in the export queue now.
     pub fn queued(&self) -> usize {
         self.core.processor.as_ref().map_or(0, BatchProcessor::queued)

@@ -33,7 +33,9 @@
 //!
 //!   `cpu_seconds` is the process's CPU time (user + system, all threads) over the window, `null` off Linux;
 //!   `requests` is the difference of [`ProfileEndpointBuilder::requests`]'s counter over the window, `null` without
-//!   one. samples ÷ (cpu_seconds × frequency) is the capture ratio.
+//!   one. samples ÷ (cpu_seconds × frequency) is the capture ratio. With [`ProfileEndpointBuilder::drift`], an `sdk`
+//!   object follows: the SDK's [`Stats`] counted over the window (`recorded`, `sampled_out`, `dropped`, `blocked`,
+//!   `exported`, `failed`, `export_thread_cpu_s`), so a reader can tell whether the SDK dropped spans meanwhile.
 //!
 //! Both answers carry the same facts in `x-profile-frequency`, `x-profile-seconds`, `x-profile-samples`,
 //! `x-profile-cpu-seconds` and `x-profile-requests` headers (the last two only when known).
@@ -65,7 +67,9 @@ use axum::routing::get;
 use pprof::protos::Message;
 use pprof::{ProfilerGuardBuilder, Report};
 
+use crate::Drift;
 use crate::error::{Error, Result};
+use crate::stats::{Counters, Stats};
 
 /// Where the router serves the endpoint (Go's `net/http/pprof` path).
 pub const PATH: &str = "/debug/pprof/profile";
@@ -92,6 +96,7 @@ pub struct ProfileEndpoint {
     default_seconds: u64,
     max_seconds: u64,
     requests: Option<RequestCount>,
+    sdk: Option<Arc<Counters>>,
     /// Held while a window is profiled: a process holds one CPU profiler at a time.
     busy: Arc<tokio::sync::Mutex<()>>,
 }
@@ -103,6 +108,7 @@ impl std::fmt::Debug for ProfileEndpoint {
             .field("default_seconds", &self.default_seconds)
             .field("max_seconds", &self.max_seconds)
             .field("counts_requests", &self.requests.is_some())
+            .field("reports_sdk_stats", &self.sdk.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +120,7 @@ pub struct ProfileEndpointBuilder {
     default_seconds: u64,
     max_seconds: u64,
     requests: Option<RequestCount>,
+    sdk: Option<Arc<Counters>>,
 }
 
 impl std::fmt::Debug for ProfileEndpointBuilder {
@@ -123,6 +130,7 @@ impl std::fmt::Debug for ProfileEndpointBuilder {
             .field("default_seconds", &self.default_seconds)
             .field("max_seconds", &self.max_seconds)
             .field("counts_requests", &self.requests.is_some())
+            .field("reports_sdk_stats", &self.sdk.is_some())
             .finish()
     }
 }
@@ -134,6 +142,7 @@ impl Default for ProfileEndpointBuilder {
             default_seconds: DEFAULT_SECONDS,
             max_seconds: DEFAULT_MAX_SECONDS,
             requests: None,
+            sdk: None,
         }
     }
 }
@@ -167,6 +176,13 @@ impl ProfileEndpointBuilder {
         self
     }
 
+    /// Reports `drift`'s [`Stats`] counted over each window (the `sdk` object), for example the spans it dropped
+    /// while the window ran. Keeps the counters only: the endpoint does not keep the SDK alive. By default, none.
+    pub fn drift(mut self, drift: &Drift) -> Self {
+        self.sdk = Some(drift.counters());
+        self
+    }
+
     /// Checks the values. Fails with [`Error::Config`] naming the value to change.
     pub fn build(self) -> Result<ProfileEndpoint> {
         if !(1..=MAX_HZ).contains(&self.hz) {
@@ -193,6 +209,7 @@ impl ProfileEndpointBuilder {
             default_seconds: self.default_seconds,
             max_seconds: self.max_seconds,
             requests: self.requests,
+            sdk: self.sdk,
             busy: Arc::default(),
         })
     }
@@ -226,6 +243,7 @@ pub fn router<S>() -> Router<S> {
         default_seconds: DEFAULT_SECONDS,
         max_seconds: DEFAULT_MAX_SECONDS,
         requests: None,
+        sdk: None,
         busy: Arc::default(),
     }
     .router()
@@ -302,10 +320,8 @@ async fn take_window(endpoint: ProfileEndpoint, request: Request) -> Result<Resp
     })?;
     // Dropped with this future when the client goes away: the window then ends early.
     let (_client_waits, client_gone) = mpsc::channel::<()>();
-    let hz = endpoint.hz;
-    let requests = endpoint.requests.clone();
     let window = tokio::task::spawn_blocking(move || {
-        let window = profile(hz, ask, requests.as_deref(), &client_gone);
+        let window = profile(&endpoint, ask, &client_gone);
         // The lock goes with the profiler, whichever way the window ended.
         drop(busy);
         window
@@ -336,6 +352,8 @@ struct Facts {
     samples: u64,
     cpu_seconds: Option<f64>,
     requests: Option<u64>,
+    /// The SDK's counters at the start and the end of the window.
+    sdk: Option<(Stats, Stats)>,
 }
 
 impl Facts {
@@ -345,8 +363,21 @@ impl Facts {
             .cpu_seconds
             .map_or_else(|| "null".to_owned(), |s| format!("{s:.6}"));
         let requests = self.requests.map_or_else(|| "null".to_owned(), |n| n.to_string());
+        let sdk = match &self.sdk {
+            None => String::new(),
+            Some((b, a)) => format!(
+                r#","sdk":{{"recorded":{},"sampled_out":{},"dropped":{},"blocked":{},"exported":{},"failed":{},"export_thread_cpu_s":{:.6}}}"#,
+                a.recorded.saturating_sub(b.recorded),
+                a.sampled_out.saturating_sub(b.sampled_out),
+                a.dropped.saturating_sub(b.dropped),
+                a.blocked.saturating_sub(b.blocked),
+                a.exported.saturating_sub(b.exported),
+                a.failed.saturating_sub(b.failed),
+                a.export_thread_cpu_ns.saturating_sub(b.export_thread_cpu_ns) as f64 / 1e9,
+            ),
+        };
         format!(
-            r#"{{"format":"folded","frequency":{},"seconds":{},"wall_seconds":{:.6},"samples":{},"cpu_seconds":{cpu},"requests":{requests}}}"#,
+            r#"{{"format":"folded","frequency":{},"seconds":{},"wall_seconds":{:.6},"samples":{},"cpu_seconds":{cpu},"requests":{requests}{sdk}}}"#,
             self.frequency, self.seconds, self.wall_seconds, self.samples
         )
     }
@@ -390,12 +421,10 @@ impl Window {
 
 /// Profiles the process for `ask.seconds` (less if the client goes away) and encodes the report. Runs on a
 /// blocking thread: starting pprof the first time and symbolising the report take a while.
-fn profile(
-    hz: i32,
-    ask: Ask,
-    requests: Option<&(dyn Fn() -> u64 + Send + Sync)>,
-    client_gone: &mpsc::Receiver<()>,
-) -> Result<Window, Refusal> {
+fn profile(endpoint: &ProfileEndpoint, ask: Ask, client_gone: &mpsc::Receiver<()>) -> Result<Window, Refusal> {
+    let hz = endpoint.hz;
+    let requests = endpoint.requests.as_deref();
+    let sdk = || endpoint.sdk.as_ref().map(|c| c.snapshot());
     let guard = ProfilerGuardBuilder::default()
         .frequency(hz)
         .build()
@@ -409,7 +438,8 @@ fn profile(
                 format!("starting the CPU profiler: {e}"),
             ),
         })?;
-    let (started, cpu_before, requests_before) = (Instant::now(), process_cpu_seconds(), requests.map(|f| f()));
+    let (started, cpu_before, requests_before, sdk_before) =
+        (Instant::now(), process_cpu_seconds(), requests.map(|f| f()), sdk());
     match client_gone.recv_timeout(Duration::from_secs(ask.seconds)) {
         Err(RecvTimeoutError::Timeout) => {}
         // Nothing is ever sent: the sender was dropped, so the client is gone and nobody reads the answer.
@@ -422,6 +452,7 @@ fn profile(
         started.elapsed().as_secs_f64(),
         process_cpu_seconds(),
         requests.map(|f| f()),
+        sdk(),
     );
     let report = guard.report().build().map_err(|e| {
         Refusal(
@@ -430,7 +461,7 @@ fn profile(
         )
     })?;
     drop(guard);
-    let (wall_seconds, cpu_after, requests_after) = facts_at_end;
+    let (wall_seconds, cpu_after, requests_after, sdk_after) = facts_at_end;
     let facts = Facts {
         frequency: hz,
         seconds: ask.seconds,
@@ -438,6 +469,7 @@ fn profile(
         samples: samples(&report),
         cpu_seconds: cpu_before.zip(cpu_after).map(|(b, a)| (a - b).max(0.0)),
         requests: requests_before.zip(requests_after).map(|(b, a)| a.saturating_sub(b)),
+        sdk: sdk_before.zip(sdk_after),
     };
     let body = match ask.format {
         Format::Pprof => protobuf(&report)?,
@@ -653,6 +685,7 @@ mod tests {
             samples: 180,
             cpu_seconds: Some(1.875),
             requests: Some(4000),
+            sdk: None,
         };
         assert_eq!(
             facts.json_line(),
@@ -661,6 +694,23 @@ mod tests {
         facts.cpu_seconds = None;
         facts.requests = None;
         assert!(facts.json_line().ends_with(r#""cpu_seconds":null,"requests":null}"#));
+        let at = |n: u64| Stats {
+            recorded: 10 * n,
+            sampled_out: n,
+            dropped: 3 * n,
+            blocked: 0,
+            exported: 9 * n,
+            failed: 0,
+            export_thread_cpu_ns: 250_000_000 * n,
+        };
+        facts.sdk = Some((at(1), at(3)));
+        assert!(
+            facts.json_line().ends_with(
+                r#""requests":null,"sdk":{"recorded":20,"sampled_out":2,"dropped":6,"blocked":0,"exported":18,"failed":0,"export_thread_cpu_s":0.500000}}"#
+            ),
+            "the window's counts: {}",
+            facts.json_line()
+        );
     }
 
     #[test]
@@ -707,8 +757,15 @@ mod tests {
     async fn a_window_answers_folded_stacks_and_a_second_one_meanwhile_is_refused() {
         let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = served.clone();
+        let drift = Drift::builder()
+            .mode(crate::Mode::Record)
+            .in_memory(crate::InMemorySpans::new())
+            .env_vars(Vec::new())
+            .init()
+            .unwrap();
         let mut router: Router = ProfileEndpoint::builder()
             .requests(move || counter.load(std::sync::atomic::Ordering::Relaxed))
+            .drift(&drift)
             .build()
             .unwrap()
             .router();
@@ -740,6 +797,10 @@ mod tests {
         );
         let header: serde_json::Value = serde_json::from_str(header).unwrap();
         assert!(header["requests"].as_u64().unwrap() > 0, "{header}");
+        assert_eq!(
+            header["sdk"]["dropped"], 0,
+            "the SDK's counters over the window: {header}"
+        );
         let samples = header["samples"].as_u64().unwrap();
         let total: u64 = stacks
             .lines()

@@ -2,8 +2,9 @@
 //! app's window, through its `/debug/pprof/profile` endpoint (drift-sdk's `pprof_endpoint`).
 //!
 //! Nothing is built or driven: one `GET /debug/pprof/profile?seconds=N&format=folded` (raw HTTP/1.1, see
-//! `collect::http_get`) answers a JSON line of facts (frequency, samples, the process's CPU seconds and the requests
-//! it served in the window) and the folded stacks. They are written as `cpu.folded` and `pprof.json`, the files a
+//! `collect::http_get`) answers a JSON line of facts (frequency, samples, the process's CPU seconds, the requests it
+//! served and, when the app gives the endpoint its SDK, the SDK's counters, all over the window) and the folded
+//! stacks. They are written as `cpu.folded` and `pprof.json`, the files a
 //! `profile cpu` run's app writes, and reported by the same code: tables, headline, flame graph, `summary.json` (mode
 //! cpu, so `compare` takes an attached run with any other) and `report.html`.
 
@@ -114,6 +115,7 @@ impl Window {
             "seconds": self.facts["seconds"],
             "wall_seconds": self.facts["wall_seconds"],
             "url": attach.url,
+            "sdk": self.facts["sdk"],
         })
     }
 }
@@ -212,8 +214,8 @@ impl ProfileRequest {
                 run_s,
                 report_s: 0.0,
             },
-            // The SDK's counters are the app's: an attached run does not see them.
-            sdk: Value::Null,
+            // The SDK's counters over the window, when the app's endpoint reports them.
+            sdk: window.facts["sdk"].clone(),
             cpu: None,
             mem: None,
             timeline: None,
@@ -313,7 +315,7 @@ mod tests {
     }
 
     const ANSWER: &str = "{\"format\":\"folded\",\"frequency\":99,\"seconds\":2,\"wall_seconds\":2.001,\"samples\":3,\
-                          \"cpu_seconds\":0.031,\"requests\":500}\ntokio-rt-worker;main;drift_sdk::x 2\nother;main 1\n";
+                          \"cpu_seconds\":0.031,\"requests\":500,\"sdk\":{\"recorded\":400,\"dropped\":100}}\ntokio-rt-worker;main;drift_sdk::x 2\nother;main 1\n";
 
     #[test]
     fn the_answer_becomes_folded_stacks_and_pprof_json() {
@@ -404,7 +406,7 @@ mod tests {
                 run_s: 2.0,
                 report_s: 0.0,
             },
-            sdk: Value::Null,
+            sdk: window.facts["sdk"].clone(),
             cpu: None,
             mem: None,
             timeline: None,
@@ -426,6 +428,10 @@ mod tests {
         assert!(cpu.headline.sdk_us_per_request.is_some());
         let html = std::fs::read_to_string(request.dir.join("report.html")).unwrap();
         assert!(html.contains("attached to"), "the page says where the window came from");
+        assert!(
+            html.contains("the SDK dropped 100 of 500 spans"),
+            "the window's SDK counters warn as a cpu run's do"
+        );
     }
 
     fn attach_args(argv: &[&str]) -> ProfileArgs {

@@ -611,8 +611,7 @@ fn cpu_headline(b: &CpuSummary, a: &CpuSummary, before: &Summary, after: &Summar
     sdk_us.gated = true;
     let mut sdk_share = row("SDK share of CPU (%)", hb.sdk_share * 100.0, ha.sdk_share * 100.0);
     sdk_share.verdict = Some(verdict(sdk_z));
-    let dropped = |s: &Summary| s.sdk["dropped"].as_f64().unwrap_or(0.0);
-    vec![
+    let mut rows = vec![
         sdk_us,
         sdk_share,
         row("samples", hb.samples as f64, ha.samples as f64),
@@ -624,8 +623,12 @@ fn cpu_headline(b: &CpuSummary, a: &CpuSummary, before: &Summary, after: &Summar
         ),
         row("requests served", hb.requests as f64, ha.requests as f64),
         row("workload req/s", before.workload.req_per_s, after.workload.req_per_s),
-        row("spans dropped", dropped(before), dropped(after)),
-    ]
+    ];
+    // An attached run whose app does not report the SDK's counters has none: no row rather than a false 0.
+    if let (Some(b), Some(a)) = (before.sdk["dropped"].as_f64(), after.sdk["dropped"].as_f64()) {
+        rows.push(row("spans dropped", b, a));
+    }
+    rows
 }
 
 fn function_deltas(b: &CpuSummary, a: &CpuSummary) -> Vec<FunctionDelta> {

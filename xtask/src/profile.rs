@@ -445,9 +445,14 @@ impl ProfileRequest {
             ));
         }
         if let Some(url) = &s.attached {
+            let counts = if summary.sdk.is_object() {
+                "CPU seconds, requests and the SDK's counters are the app's own counts over the window"
+            } else {
+                "CPU seconds and requests are the app's own counts over the window; it reports no SDK counters, so \
+                 dropped spans are not checked"
+            };
             headline_text.push_str(&format!(
-                "attached       a {} s window of {url}: its CPU seconds and requests are the app's own counts over the \
-                 window; the SDK's counters (dropped spans) are not seen\n",
+                "attached       a {} s window of {url}: {counts}\n",
                 s.duration_s.unwrap_or(0.0)
             ));
         }

@@ -76,12 +76,13 @@ fn protobuf(report: &Report) -> anyhow::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// drift-sdk's `/debug/pprof/profile` router at `hz`, counting the instrumented routes' requests: the same endpoint
-/// any app using the SDK can mount.
-pub fn endpoint_routes<S>(hz: i32, requests: RequestCounter) -> anyhow::Result<Router<S>> {
+/// drift-sdk's `/debug/pprof/profile` router at `hz`, counting the instrumented routes' requests and reporting
+/// `drift`'s counters over each window: the same endpoint any app using the SDK can mount.
+pub fn endpoint_routes<S>(hz: i32, requests: RequestCounter, drift: &drift_sdk::Drift) -> anyhow::Result<Router<S>> {
     let endpoint = ProfileEndpoint::builder()
         .hz(hz)
         .requests(move || requests.get())
+        .drift(drift)
         .build()
         .context("configuring the profiling endpoint")?;
     Ok(endpoint.router())

@@ -71,6 +71,11 @@ fn a_folded_window_under_load_holds_its_samples_cpu_seconds_and_requests() {
     let requests = facts["requests"].as_u64().unwrap();
     let wall_seconds = facts["wall_seconds"].as_f64().unwrap();
     assert_eq!(samples, header_samples);
+    let recorded = facts["sdk"]["recorded"].as_u64().unwrap();
+    assert!(
+        recorded > 0 && facts["sdk"]["dropped"].is_u64(),
+        "the SDK's counters over the window: {line}"
+    );
     assert!((2.0..3.0).contains(&wall_seconds), "{line}");
     assert!(
         requests > 0 && requests as usize <= sent,
