@@ -35,7 +35,8 @@
 //!   `requests` is the difference of [`ProfileEndpointBuilder::requests`]'s counter over the window, `null` without
 //!   one. samples ÷ (cpu_seconds × frequency) is the capture ratio. With [`ProfileEndpointBuilder::drift`], an `sdk`
 //!   object follows: the SDK's [`Stats`] counted over the window (`recorded`, `sampled_out`, `dropped`, `blocked`,
-//!   `exported`, `failed`, `export_thread_cpu_s`), so a reader can tell whether the SDK dropped spans meanwhile.
+//!   `exported`, `failed`), so a reader can tell whether the SDK dropped spans meanwhile. (Not the export thread's
+//!   CPU time: that counter moves only between drains, so over a busy window it can stand still.)
 //!
 //! Both answers carry the same facts in `x-profile-frequency`, `x-profile-seconds`, `x-profile-samples`,
 //! `x-profile-cpu-seconds` and `x-profile-requests` headers (the last two only when known).
@@ -366,14 +367,13 @@ impl Facts {
         let sdk = match &self.sdk {
             None => String::new(),
             Some((b, a)) => format!(
-                r#","sdk":{{"recorded":{},"sampled_out":{},"dropped":{},"blocked":{},"exported":{},"failed":{},"export_thread_cpu_s":{:.6}}}"#,
+                r#","sdk":{{"recorded":{},"sampled_out":{},"dropped":{},"blocked":{},"exported":{},"failed":{}}}"#,
                 a.recorded.saturating_sub(b.recorded),
                 a.sampled_out.saturating_sub(b.sampled_out),
                 a.dropped.saturating_sub(b.dropped),
                 a.blocked.saturating_sub(b.blocked),
                 a.exported.saturating_sub(b.exported),
                 a.failed.saturating_sub(b.failed),
-                a.export_thread_cpu_ns.saturating_sub(b.export_thread_cpu_ns) as f64 / 1e9,
             ),
         };
         format!(
@@ -706,7 +706,7 @@ mod tests {
         facts.sdk = Some((at(1), at(3)));
         assert!(
             facts.json_line().ends_with(
-                r#""requests":null,"sdk":{"recorded":20,"sampled_out":2,"dropped":6,"blocked":0,"exported":18,"failed":0,"export_thread_cpu_s":0.500000}}"#
+                r#""requests":null,"sdk":{"recorded":20,"sampled_out":2,"dropped":6,"blocked":0,"exported":18,"failed":0}}"#
             ),
             "the window's counts: {}",
             facts.json_line()
