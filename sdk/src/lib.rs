@@ -84,7 +84,8 @@ pub use config::{
 pub use drift::{Drift, DriftBuilder};
 pub use error::{Error, Result};
 pub use export::{
-    ExportOutcome, FileExporter, InMemoryExporter, InMemorySpans, ReadTraceError, SpanExporter, TraceFile, read_trace_file,
+    ExportOutcome, FileExporter, InMemoryExporter, InMemorySpans, ReadTraceError, SpanExporter, TraceFile,
+    read_trace_file,
 };
 pub use ids::{SpanId, TraceId};
 pub use sampling::SamplingMode;

@@ -472,9 +472,10 @@ fn serve(stream: TcpStream, stalled: &AtomicBool, answered: &AtomicU64) {
 mod tests {
     use super::*;
 
-    fn export(addr: std::net::SocketAddr) -> std::io::Result<String> {
+    /// One export request; the answer, or an error when none comes within `wait`.
+    fn export(addr: std::net::SocketAddr, wait: Duration) -> std::io::Result<String> {
         let mut stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+        stream.set_read_timeout(Some(wait))?;
         stream.write_all(b"POST /x HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc")?;
         let mut answer = vec![0u8; 256];
         let n = stream.read(&mut answer)?;
@@ -483,16 +484,21 @@ mod tests {
 
     #[test]
     fn the_receiver_answers_success_unless_stalled() {
+        // Generous for an answer (tests run in parallel on 2 cores), short for a stall that must not answer.
+        let (answers, stalls) = (Duration::from_secs(10), Duration::from_millis(300));
         let receiver = Receiver::start().unwrap();
-        let answer = export(receiver.addr).unwrap();
+        let answer = export(receiver.addr, answers).unwrap();
         assert!(
             answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("\x08\x01"),
             "{answer:?}"
         );
         receiver.stalled.store(true, Ordering::Relaxed);
-        assert!(export(receiver.addr).is_err(), "a stalled receiver does not answer");
+        assert!(
+            export(receiver.addr, stalls).is_err(),
+            "a stalled receiver does not answer"
+        );
         receiver.stalled.store(false, Ordering::Relaxed);
-        assert!(export(receiver.addr).unwrap().starts_with("HTTP/1.1 200 OK"));
+        assert!(export(receiver.addr, answers).unwrap().starts_with("HTTP/1.1 200 OK"));
         assert_eq!(receiver.answered.load(Ordering::Relaxed), 2);
     }
 
