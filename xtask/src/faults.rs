@@ -119,16 +119,7 @@ impl FaultsArgs {
                 })
             });
             eprintln!("[{phase}] workload for {}", seconds(total));
-            let workload_args = [
-                "--mix".to_owned(),
-                "seed".to_owned(),
-                "--rate".to_owned(),
-                self.rate.to_string(),
-                "--concurrency".to_owned(),
-                self.concurrency.to_string(),
-                "--duration".to_owned(),
-                format!("{}ms", total.as_millis()),
-            ];
+            let workload_args = self.paced_seed(&["--duration", &format!("{}ms", total.as_millis())]);
             let result = collect::run_workload(
                 &sh,
                 &binaries.workload,
@@ -282,18 +273,7 @@ impl FaultsArgs {
         ];
         let mut app = App::start(sh, &binaries.demo_app, &args, &dir.join("demo-app.log"))?;
         eprintln!("[shutdown] {} requests, then SIGINT", thousands(self.requests));
-        let workload_args = [
-            "--mix".to_owned(),
-            "seed".to_owned(),
-            "--rate".to_owned(),
-            self.rate.to_string(),
-            "--concurrency".to_owned(),
-            self.concurrency.to_string(),
-            "--iterations".to_owned(),
-            self.requests.to_string(),
-            "--warmup".to_owned(),
-            "0".to_owned(),
-        ];
+        let workload_args = self.paced_seed(&["--iterations", &self.requests.to_string(), "--warmup", "0"]);
         let (status, report) = collect::run_workload(
             sh,
             &binaries.workload,
@@ -349,6 +329,18 @@ impl FaultsArgs {
         let facts = json!({"sdk": stopped["sdk"], "files": files, "lines": lines, "workload": report});
         std::fs::remove_dir_all(&traces).with_context(|| format!("removing {}", traces.display()))?;
         Ok((checks, facts))
+    }
+}
+
+impl FaultsArgs {
+    /// The workload's flags: the seed mix at `--rate` over `--concurrency` connections, then `more`.
+    fn paced_seed(&self, more: &[&str]) -> Vec<String> {
+        let (rate, concurrency) = (self.rate.to_string(), self.concurrency.to_string());
+        ["--mix", "seed", "--rate", &rate, "--concurrency", &concurrency]
+            .iter()
+            .chain(more)
+            .map(|s| (*s).to_owned())
+            .collect()
     }
 }
 

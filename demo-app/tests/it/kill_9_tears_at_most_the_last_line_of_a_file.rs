@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{Binary, blocking_client, wait_with_timeout};
+use crate::support::{Binary, blocking_client, try_seed_request, wait_with_timeout};
 
 #[test]
 fn kill_9_tears_at_most_the_last_line_of_a_file() {
@@ -30,18 +30,8 @@ fn kill_9_tears_at_most_the_last_line_of_a_file() {
                 while !stop.load(Ordering::Relaxed) {
                     // The connection dies with the app: errors end the loop.
                     let sent = match i % 4 {
-                        0 => client.get(format!("{url}/api/simple")).send(),
-                        1 => client
-                            .post(format!("{url}/api/echo"))
-                            .header("content-type", "application/json")
-                            .body(format!(r#"{{"data":"test","iteration":{i}}}"#))
-                            .send(),
-                        2 => client
-                            .post(format!("{url}/api/auth/login"))
-                            .header("content-type", "application/json")
-                            .body(r#"{"email":"test@example.com","password":"secret123"}"#)
-                            .send(),
-                        _ => client.post(format!("{url}/api/outbound")).send(),
+                        3 => client.post(format!("{url}/api/outbound")).send(),
+                        _ => try_seed_request(&client, &url, i),
                     };
                     let ok = sent.is_ok();
                     if !ok {

@@ -137,7 +137,16 @@ pub fn blocking_client() -> reqwest::blocking::Client {
 
 /// The seed mix's request i (drift-format.md §15.2).
 pub fn seed_request(client: &reqwest::blocking::Client, url: &str, i: usize) -> reqwest::blocking::Response {
-    let response = match i % 3 {
+    try_seed_request(client, url, i).unwrap()
+}
+
+/// [`seed_request`], with the connection error returned rather than a panic (for a server that may go away).
+pub fn try_seed_request(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    i: usize,
+) -> reqwest::Result<reqwest::blocking::Response> {
+    match i % 3 {
         0 => client.get(format!("{url}/api/simple")).send(),
         1 => client
             .post(format!("{url}/api/echo"))
@@ -149,8 +158,7 @@ pub fn seed_request(client: &reqwest::blocking::Client, url: &str, i: usize) -> 
             .header("content-type", "application/json")
             .body(r#"{"email":"test@example.com","password":"secret123"}"#)
             .send(),
-    };
-    response.unwrap()
+    }
 }
 
 /// Starts the binary recording into `dir/traces` with its profiler files in `dir/profile`, sends `requests` of the
