@@ -53,8 +53,13 @@ fn run(flags: Flags) -> Result<(), Failure> {
         whole_run: !flags.pprof_endpoint,
         log_level: flags.log_level,
     })
-    .map_err(Failure::Usage)?;
-    let drift = drift.init().context("starting the Drift SDK").map_err(Failure::Usage)?;
+    .map_err(Failure::Run)?;
+    // A configuration the SDK refuses is the user's to fix (exit 2); a directory or thread it cannot create is not.
+    let drift = drift.init().map_err(|e| {
+        let usage = matches!(e, drift_sdk::Error::Config(_) | drift_sdk::Error::Transform(_));
+        let e = anyhow::Error::new(e).context("starting the Drift SDK");
+        if usage { Failure::Usage(e) } else { Failure::Run(e) }
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

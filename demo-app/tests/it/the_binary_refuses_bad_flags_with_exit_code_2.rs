@@ -39,3 +39,21 @@ fn the_binary_refuses_bad_flags_with_exit_code_2() {
         assert!(output.stdout.is_empty(), "{args:?}: printed a listening line");
     }
 }
+
+/// A start-up failure that is not a flag's fault (here a trace directory that cannot be created: its parent is a
+/// file) exits 1, not 2, with the SDK's reason.
+#[test]
+fn a_trace_directory_that_cannot_be_created_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_demo-app"))
+        .args(["--mode", "record", "--traces-dir", "a-file/traces"])
+        .current_dir(dir.path())
+        .env_remove("TUSK_DRIFT_MODE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot create the trace directory"), "{stderr}");
+    assert!(output.stdout.is_empty(), "printed a listening line");
+}
