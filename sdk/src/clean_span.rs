@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::ids::{SpanId, TraceId};
-use crate::json::{Value, write_compact};
+use crate::json::{HexDigest, Value, write_compact};
 use crate::schema::{Schema, write_file_form};
 use crate::transform::TransformMetadata;
 
@@ -79,13 +79,13 @@ pub struct CleanSpan {
     /// The output schema.
     pub output_schema: Schema,
     /// SHA-256 of the input schema's hash form, hex.
-    pub input_schema_hash: String,
+    pub input_schema_hash: HexDigest,
     /// SHA-256 of the output schema's hash form, hex.
-    pub output_schema_hash: String,
+    pub output_schema_hash: HexDigest,
     /// SHA-256 of the decoded input value's canonical text, hex.
-    pub input_value_hash: String,
+    pub input_value_hash: HexDigest,
     /// SHA-256 of the decoded output value's canonical text, hex.
-    pub output_value_hash: String,
+    pub output_value_hash: HexDigest,
     /// `StatusCode` number (see [`status`]).
     pub status_code: i32,
     /// The status message.
@@ -132,10 +132,10 @@ impl CleanSpan {
         out.extend_from_slice(b",\"outputSchema\":");
         write_file_form(&self.output_schema, out);
         for (key, hash) in [
-            ("inputSchemaHash", &self.input_schema_hash),
-            ("outputSchemaHash", &self.output_schema_hash),
-            ("inputValueHash", &self.input_value_hash),
-            ("outputValueHash", &self.output_value_hash),
+            ("inputSchemaHash", self.input_schema_hash.as_str()),
+            ("outputSchemaHash", self.output_schema_hash.as_str()),
+            ("inputValueHash", self.input_value_hash.as_str()),
+            ("outputValueHash", self.output_value_hash.as_str()),
         ] {
             out.extend_from_slice(b",\"");
             out.extend_from_slice(key.as_bytes());

@@ -5,7 +5,6 @@
 //! (§6.2, §6.3), and hashes the canonical text of the decoded value and of the schema's hash form (§7).
 
 use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
 use tusk_drift_schemas::tusk::drift::core::v1::{DecodedType, EncodingType, JsonSchema, JsonSchemaType};
 
 use crate::json::{self, CanonicalSink, CanonicalWriter, Key, Value};
@@ -381,9 +380,9 @@ pub fn to_proto(s: &Schema) -> JsonSchema {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadHashes {
     /// `hash(decoded value)`.
-    pub value_hash: String,
+    pub value_hash: json::HexDigest,
     /// `hash(hash form of the schema)`.
-    pub schema_hash: String,
+    pub schema_hash: json::HexDigest,
 }
 
 /// Scratch buffers for hashing payloads, kept across spans by the export thread so that hashing allocates only for
@@ -397,7 +396,7 @@ pub struct PayloadHasher {
     writer: CanonicalWriter,
     order: Vec<usize>,
     /// `(hash-form text, its hash)`, at most [`SCHEMA_CACHE_ENTRIES`], replaced round-robin.
-    schema_cache: Vec<(Box<[u8]>, String)>,
+    schema_cache: Vec<(Box<[u8]>, json::HexDigest)>,
     next_victim: usize,
 }
 
@@ -423,7 +422,7 @@ impl PayloadHasher {
 
         self.text.clear();
         decoded.write_canonical(&mut self.writer, &mut self.text);
-        let value_hash = json::hex_lower(&Sha256::digest(&self.text));
+        let value_hash = json::sha256_hex(&self.text);
 
         self.text.clear();
         hash_form(&schema, &mut self.text, &mut self.order);
@@ -445,14 +444,14 @@ impl PayloadHasher {
 
 impl PayloadHasher {
     /// The hash of the schema text in `self.text`, from the cache when the same text was hashed recently.
-    fn schema_hash_of_text(&mut self) -> String {
+    fn schema_hash_of_text(&mut self) -> json::HexDigest {
         let text = self.text.as_slice();
         if let Some((_, hash)) = self.schema_cache.iter().find(|(t, _)| **t == *text) {
-            return hash.clone();
+            return *hash;
         }
-        let hash = json::hex_lower(&Sha256::digest(text));
+        let hash = json::sha256_hex(text);
         if text.len() <= SCHEMA_CACHE_MAX_TEXT {
-            let entry = (Box::from(text), hash.clone());
+            let entry = (Box::from(text), hash);
             if self.schema_cache.len() < SCHEMA_CACHE_ENTRIES {
                 self.schema_cache.push(entry);
             } else {
@@ -473,6 +472,7 @@ pub fn hash_payload(stored: &Value, merges: &[(&str, Merge)]) -> (Schema, Payloa
 mod tests {
     use super::*;
     use crate::json::{Object, parse, write_canonical};
+    use sha2::{Digest as _, Sha256};
 
     const BODY_B64: Merge = Merge::base64_body(None);
     const BODY_JSON: Merge = Merge::base64_body(Some(1));
