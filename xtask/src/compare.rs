@@ -172,8 +172,9 @@ impl CompareArgs {
                 "SDK µs/req",
                 "change",
                 "verdict",
+                "export µs/span",
             ],
-            &[2, 3, 4, 5],
+            &[2, 3, 4, 5, 7],
         );
         for r in &rows {
             t.add_row(vec![
@@ -192,6 +193,12 @@ impl CompareArgs {
                 ),
                 signed_pct(change_pct(r.sdk_us.0, r.sdk_us.1)),
                 verdict_text(Some(r.verdict)).to_owned(),
+                match r.export_us_per_span {
+                    (b, a) if b > 0.0 && a > 0.0 => {
+                        format!("{} → {} ({})", fixed(b, 2), fixed(a, 2), signed_pct(change_pct(b, a)))
+                    }
+                    _ => "-".to_owned(),
+                },
             ]);
         }
         println!(
@@ -252,6 +259,8 @@ pub struct BenchDelta {
     pub throughput_ratio: (f64, f64),
     pub sdk_us: (f64, f64),
     pub sdk_spread: ((f64, f64), (f64, f64)),
+    /// The export thread's own CPU µs per span (exact, from the SDK; 0 in benches from before it was measured).
+    pub export_us_per_span: (f64, f64),
     /// Real when the two sides' SDK µs spreads do not overlap.
     pub verdict: Verdict,
 }
@@ -276,6 +285,7 @@ fn bench_deltas(before: &crate::bench::BenchReport, after: &crate::bench::BenchR
                 throughput_ratio: (b.throughput_ratio, a.throughput_ratio),
                 sdk_us: (b.sdk_us_per_request, a.sdk_us_per_request),
                 sdk_spread: (b.sdk_us_spread, a.sdk_us_spread),
+                export_us_per_span: (b.export_us_per_span, a.export_us_per_span),
                 verdict: if overlap || !enough {
                     Verdict::Noise
                 } else {

@@ -450,15 +450,14 @@ fn serve(stream: TcpStream, stalled: &AtomicBool, answered: &AtomicU64) {
             return;
         }
         answered.fetch_add(1, Ordering::Relaxed);
-        let head = format!(
+        // One write for the whole answer, so a reader sees it in one piece.
+        let mut answer = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/protobuf\r\ncontent-length: {}\r\n\r\n",
             EXPORT_SUCCESS.len()
-        );
-        if writer
-            .write_all(head.as_bytes())
-            .and_then(|()| writer.write_all(EXPORT_SUCCESS))
-            .is_err()
-        {
+        )
+        .into_bytes();
+        answer.extend_from_slice(EXPORT_SUCCESS);
+        if writer.write_all(&answer).is_err() {
             return;
         }
     }
@@ -473,9 +472,15 @@ mod tests {
         let mut stream = TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(wait))?;
         stream.write_all(b"POST /x HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc")?;
-        let mut answer = vec![0u8; 256];
-        let n = stream.read(&mut answer)?;
-        Ok(String::from_utf8_lossy(&answer[..n]).into_owned())
+        // Until the whole answer (it ends with the protobuf body) or the connection closes.
+        let (mut answer, mut buf) = (Vec::new(), [0u8; 256]);
+        while !answer.ends_with(EXPORT_SUCCESS) {
+            match stream.read(&mut buf)? {
+                0 => break,
+                n => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        Ok(String::from_utf8_lossy(&answer).into_owned())
     }
 
     #[test]
