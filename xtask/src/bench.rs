@@ -258,15 +258,7 @@ impl BenchArgs {
         let results = root.join("results");
         let (name, started) = crate::summary::new_run(&results, self.save.clone(), "bench").map_err(Failure::Usage)?;
         let dir = results.join(&name);
-        let traces_root = match &self.traces_dir {
-            // Absolute: the app runs in the workspace root, not in the caller's folder.
-            Some(dir) => std::path::absolute(dir)
-                .context("resolving --traces-dir")
-                .map_err(Failure::Usage)?
-                .join(&name),
-            None if Path::new("/dev/shm").is_dir() => Path::new("/dev/shm").join(format!("drift-{name}")),
-            None => dir.join("traces"),
-        };
+        let traces_root = collect::traces_dir(self.traces_dir.as_deref(), &name, &dir).map_err(Failure::Usage)?;
         eprintln!(
             "[build] demo-app (release, no profiler) and the workload; traces go to {}",
             traces_root.display()

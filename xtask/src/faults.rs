@@ -261,11 +261,7 @@ impl FaultsArgs {
         let name = dir
             .file_name()
             .map_or_else(|| "faults".into(), |n| n.to_string_lossy().into_owned());
-        let traces = match &self.traces_dir {
-            Some(d) => std::path::absolute(d).context("resolving --traces-dir")?.join(&name),
-            None if Path::new("/dev/shm").is_dir() => Path::new("/dev/shm").join(format!("drift-{name}")),
-            None => dir.join("traces"),
-        };
+        let traces = collect::traces_dir(self.traces_dir.as_deref(), &name, dir)?;
         eprintln!("[shutdown] trace files go to {}", traces.display());
         let args: Vec<String> = vec![
             "--mode".into(),

@@ -99,10 +99,10 @@ pub fn sha256_hex(bytes: &[u8]) -> HexDigest {
 }
 
 /// `hash(v)` of §7.1: lower-case hex SHA-256 of the canonical text of `v`, streamed into the hasher.
-pub fn sha256_hex_of_canonical(v: &Value) -> String {
+pub fn sha256_hex_of_canonical(v: &Value) -> HexDigest {
     let mut hasher = Sha256::new();
     write_canonical(v, &mut hasher);
-    hex_lower(&hasher.finalize())
+    HexDigest::of(&hasher.finalize().into())
 }
 
 #[cfg(test)]
