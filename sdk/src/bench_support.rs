@@ -81,7 +81,7 @@ pub fn seed_record(shape: SeedShape) -> RawRecord {
             status: StatusCode::OK,
             reason: None,
             response_headers: crate::record::header_list(&response_headers),
-            response_body: vec![Bytes::from_static(response)],
+            response_body: smallvec::smallvec![Bytes::from_static(response)],
             response_oversize: false,
             error: None,
         })),

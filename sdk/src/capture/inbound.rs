@@ -24,7 +24,7 @@ use crate::context::{self, SpanContext};
 use crate::drift::Core;
 use crate::gates::{self, CAPTURE_LIMIT, base64_len};
 use crate::ids::{SpanId, TraceId};
-use crate::record::{HeaderList, Payload, ServerExchange, SpanRecord, header_list};
+use crate::record::{Frames, HeaderList, Payload, ServerExchange, SpanRecord, header_list};
 
 /// The remote address of an inbound connection, for services that are not served by axum with connect info:
 /// insert it as a request extension and the layer records `remoteAddress` / `remotePort` from it.
@@ -282,7 +282,7 @@ impl ResponseRecording {
         if base64_len(self.size) > CAPTURE_LIMIT as u64 {
             // No rule can shrink a server response (§12.4), so the size gate is certain: stop buffering.
             exchange.response_oversize = true;
-            exchange.response_body = Vec::new();
+            exchange.response_body = Frames::new();
             return;
         }
         exchange.response_body.push(data.clone());
@@ -528,8 +528,8 @@ fn respond<ResB, E: Display>(
         request_oversize,
         status: StatusCode::INTERNAL_SERVER_ERROR,
         reason: None,
-        response_headers: Vec::new(),
-        response_body: Vec::new(),
+        response_headers: HeaderList::new(),
+        response_body: Frames::new(),
         response_oversize: false,
         error: request_error,
     });

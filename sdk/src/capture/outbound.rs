@@ -16,7 +16,7 @@ use crate::context;
 use crate::drift::Core;
 use crate::gates;
 use crate::ids::{SpanId, TraceId};
-use crate::record::{ClientExchange, ClientOutcome, HeaderList, Payload, SpanRecord, header_get, header_list};
+use crate::record::{ClientExchange, ClientOutcome, Frames, HeaderList, Payload, SpanRecord, header_get, header_list};
 
 /// The header that makes the middleware pass a request through unrecorded (§5.1).
 pub const SKIP_INSTRUMENTATION_HEADER: &str = "x-td-skip-instrumentation";
@@ -175,7 +175,7 @@ fn tap_response(response: Response, inflight: ClientInFlight, mut exchange: Box<
         exchange: Some(exchange),
         status,
         headers,
-        frames: Vec::new(),
+        frames: Frames::new(),
         keep_body,
         may_stop_early,
         size: 0,
@@ -233,7 +233,7 @@ struct ClientRecording {
     exchange: Option<Box<ClientExchange>>,
     status: StatusCode,
     headers: HeaderList,
-    frames: Vec<Bytes>,
+    frames: Frames,
     keep_body: bool,
     /// No outbound body rule exists, so the response may stop being kept once it passes the size gate (§13.1).
     may_stop_early: bool,
@@ -270,7 +270,7 @@ impl ClientRecording {
         if self.may_stop_early && gates::certainly_oversize(self.size) {
             // Certain to pass the size gate: stop keeping frames; the app still gets every byte.
             self.keep_body = false;
-            self.frames = Vec::new();
+            self.frames = Frames::new();
             if let Some(exchange) = self.exchange.as_mut() {
                 exchange.oversize = true;
             }

@@ -261,13 +261,17 @@ pub(crate) fn visit_sorted<T>(
 ) {
     let n = items.len();
     if n <= SMALL_OBJECT {
-        let mut idx = [0u8; SMALL_OBJECT];
+        // Sorted by the keys' first eight bytes, which settle almost every comparison without a call to `memcmp`.
+        let mut idx = [(0u64, 0u8); SMALL_OBJECT];
         for (i, slot) in idx.iter_mut().enumerate().take(n) {
-            *slot = i as u8;
+            *slot = (key_prefix(key(&items[i])), i as u8);
         }
         let idx = &mut idx[..n];
-        idx.sort_unstable_by(|&a, &b| key(&items[usize::from(a)]).cmp(key(&items[usize::from(b)])));
-        for (pos, &i) in idx.iter().enumerate() {
+        idx.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| key(&items[usize::from(a.1)]).cmp(key(&items[usize::from(b.1)])))
+        });
+        for (pos, &(_, i)) in idx.iter().enumerate() {
             visit(pos, usize::from(i), scratch);
         }
     } else {
@@ -279,6 +283,22 @@ pub(crate) fn visit_sorted<T>(
             visit(pos, i, scratch);
         }
         scratch.truncate(start);
+    }
+}
+
+/// The first eight bytes of `key`, zero-padded, as a big-endian number: when two keys' prefixes differ, they order
+/// as the keys do (byte order, which is code point order); when equal, the keys must be compared in full.
+fn key_prefix(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    match bytes.first_chunk::<8>() {
+        Some(first) => u64::from_be_bytes(*first),
+        None => {
+            let mut word = [0u8; 8];
+            for (w, b) in word.iter_mut().zip(bytes) {
+                *w = *b;
+            }
+            u64::from_be_bytes(word)
+        }
     }
 }
 
@@ -435,6 +455,49 @@ pub fn python_dumps_len(v: &Value) -> usize {
 mod tests {
     use super::*;
     use crate::json::parse;
+
+    /// Keys that tie on their first eight bytes, are prefixes of each other, hold NUL bytes or non-ASCII text.
+    const TRICKY_KEYS: &[&str] = &[
+        "abcdefgh",
+        "",
+        "abcdefgh\0",
+        "a",
+        "abcdefghi",
+        "a\0",
+        "\0",
+        "é",
+        "a\0b",
+        "abcdefgg~",
+        "z",
+        "Zz",
+        "abcdefgh\0\0",
+        "😀",
+        "\u{7f}",
+        "abc",
+    ];
+
+    #[test]
+    fn visit_sorted_orders_keys_as_a_full_byte_comparison_does() {
+        // Both paths: the stack array (≤ 32 items) and the scratch vector (more).
+        for copies in [1, 3] {
+            let items: Vec<String> = (0..copies)
+                .flat_map(|c| TRICKY_KEYS.iter().map(move |k| format!("{k}{}", "~".repeat(c))))
+                .collect();
+            let mut want: Vec<&str> = items.iter().map(String::as_str).collect();
+            want.sort_unstable();
+            let mut got = Vec::new();
+            visit_sorted(
+                &items,
+                |s| s.as_str(),
+                &mut Vec::new(),
+                |pos, i, _| {
+                    assert_eq!(pos, got.len());
+                    got.push(items[i].as_str());
+                },
+            );
+            assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn the_upper_bound_is_never_below_the_exact_length() {
