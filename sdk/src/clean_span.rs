@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::ids::{SpanId, TraceId};
 use crate::json::{HexDigest, Value, write_compact};
-use crate::schema::{Schema, write_file_form};
+use crate::schema::SharedSchema;
 use crate::transform::TransformMetadata;
 
 /// Span kinds in proto numbering (§2).
@@ -74,10 +74,10 @@ pub struct CleanSpan {
     pub input_value: Value,
     /// The stored output value (an object).
     pub output_value: Value,
-    /// The input schema.
-    pub input_schema: Schema,
-    /// The output schema.
-    pub output_schema: Schema,
+    /// The input schema (shared by the spans of the same payload shape).
+    pub input_schema: Arc<SharedSchema>,
+    /// The output schema (shared by the spans of the same payload shape).
+    pub output_schema: Arc<SharedSchema>,
     /// SHA-256 of the input schema's hash form, hex.
     pub input_schema_hash: HexDigest,
     /// SHA-256 of the output schema's hash form, hex.
@@ -128,9 +128,9 @@ impl CleanSpan {
         out.extend_from_slice(b",\"outputValue\":");
         write_compact(&self.output_value, out);
         out.extend_from_slice(b",\"inputSchema\":");
-        write_file_form(&self.input_schema, out);
+        out.extend_from_slice(self.input_schema.file_form());
         out.extend_from_slice(b",\"outputSchema\":");
-        write_file_form(&self.output_schema, out);
+        out.extend_from_slice(self.output_schema.file_form());
         for (key, hash) in [
             ("inputSchemaHash", self.input_schema_hash.as_str()),
             ("outputSchemaHash", self.output_schema_hash.as_str()),

@@ -4,6 +4,8 @@
 //! merges (§6.1) without cloning it ([`Decoded`] holds only the replaced top-level entries), infers the schema
 //! (§6.2, §6.3), and hashes the canonical text of the decoded value and of the schema's hash form (§7).
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use tusk_drift_schemas::tusk::drift::core::v1::{DecodedType, EncodingType, JsonSchema, JsonSchemaType};
 
@@ -376,6 +378,36 @@ pub fn to_proto(s: &Schema) -> JsonSchema {
     }
 }
 
+/// A payload's schema as spans carry it: the tree (for the proto form) and its file-form text (for the trace file),
+/// computed once per payload shape and shared, through an `Arc`, by every span of that shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedSchema {
+    tree: Schema,
+    file_form: Box<[u8]>,
+}
+
+impl SharedSchema {
+    /// Wraps `tree`, writing its file form once.
+    pub fn new(tree: Schema) -> SharedSchema {
+        let mut file_form = Vec::new();
+        write_file_form(&tree, &mut file_form);
+        SharedSchema {
+            tree,
+            file_form: file_form.into_boxed_slice(),
+        }
+    }
+
+    /// The schema.
+    pub fn tree(&self) -> &Schema {
+        &self.tree
+    }
+
+    /// The schema's file form (§6.4), as [`write_file_form`] writes it.
+    pub fn file_form(&self) -> &[u8] {
+        &self.file_form
+    }
+}
+
 /// The value hash and schema hash of one stored value (§7.1), 64 lower-case hex characters each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadHashes {
@@ -385,28 +417,39 @@ pub struct PayloadHashes {
     pub schema_hash: json::HexDigest,
 }
 
-/// Scratch buffers for hashing payloads, kept across spans by the export thread so that hashing allocates only for
-/// the schema tree, decoded bodies and the hex strings.
+/// Scratch buffers for hashing payloads, kept across spans by the export thread, and a cache of the schemas it
+/// inferred.
 ///
-/// It also remembers the hashes of the last few schema hash-form texts (compared byte for byte), since an endpoint
-/// usually yields the same schema on every request; a hit saves the SHA-256 of the schema text.
+/// An endpoint yields the same schema on almost every request, so the hasher remembers the last
+/// [`SCHEMA_CACHE_ENTRIES`] schemas with their hashes. A payload whose shape (types, keys in order, first array
+/// items) and merges match a remembered schema reuses it: no tree is built, no hash-form text written or hashed, and
+/// the span shares the remembered file-form text. The match is checked node by node, so a cached schema is exactly
+/// the one [`infer`] would build.
 #[derive(Debug, Default)]
 pub struct PayloadHasher {
     text: Vec<u8>,
     writer: CanonicalWriter,
     order: Vec<usize>,
-    /// `(hash-form text, its hash)`, at most [`SCHEMA_CACHE_ENTRIES`], replaced round-robin.
-    schema_cache: Vec<(Box<[u8]>, json::HexDigest)>,
+    schemas: Vec<CachedSchema>,
     next_victim: usize,
+}
+
+#[derive(Debug)]
+struct CachedSchema {
+    /// [`shape_fingerprint`] of the payloads it was inferred from: a quick filter before the exact match.
+    fingerprint: u64,
+    merges: Box<[(Box<str>, Merge)]>,
+    schema: Arc<SharedSchema>,
+    hash: json::HexDigest,
 }
 
 /// Canonical text buffers above this capacity are released after use, so one huge payload does not pin memory.
 const KEEP_TEXT_CAPACITY: usize = 64 * 1024;
 
-/// Number of remembered schema hashes.
-const SCHEMA_CACHE_ENTRIES: usize = 32;
+/// Number of remembered schemas.
+pub const SCHEMA_CACHE_ENTRIES: usize = 32;
 
-/// Schema texts longer than this are not remembered (bounds the cache to 32 × 4 KiB).
+/// Schemas whose file form is longer than this are not remembered (bounds the cache to about 32 × 2 × 4 KiB).
 const SCHEMA_CACHE_MAX_TEXT: usize = 4 * 1024;
 
 impl PayloadHasher {
@@ -416,18 +459,14 @@ impl PayloadHasher {
     }
 
     /// Decodes `stored` under `merges` (§6.1), infers its schema (§6.2, §6.3) and computes both hashes (§7).
-    pub fn hash_payload(&mut self, stored: &Value, merges: &[(&str, Merge)]) -> (Schema, PayloadHashes) {
+    pub fn hash_payload(&mut self, stored: &Value, merges: &[(&str, Merge)]) -> (Arc<SharedSchema>, PayloadHashes) {
         let decoded = decode(stored, merges);
-        let schema = infer(&decoded, merges);
 
         self.text.clear();
         decoded.write_canonical(&mut self.writer, &mut self.text);
         let value_hash = json::sha256_hex(&self.text);
 
-        self.text.clear();
-        hash_form(&schema, &mut self.text, &mut self.order);
-        let schema_hash = self.schema_hash_of_text();
-
+        let (schema, schema_hash) = self.schema_of(&decoded, merges);
         self.text.clear();
         if self.text.capacity() > KEEP_TEXT_CAPACITY {
             self.text.shrink_to(KEEP_TEXT_CAPACITY);
@@ -440,32 +479,135 @@ impl PayloadHasher {
             },
         )
     }
-}
 
-impl PayloadHasher {
-    /// The hash of the schema text in `self.text`, from the cache when the same text was hashed recently.
-    fn schema_hash_of_text(&mut self) -> json::HexDigest {
-        let text = self.text.as_slice();
-        if let Some((_, hash)) = self.schema_cache.iter().find(|(t, _)| **t == *text) {
-            return *hash;
+    /// The schema of `decoded` and its hash: remembered, or inferred, hashed and remembered.
+    fn schema_of(&mut self, decoded: &Decoded<'_>, merges: &[(&str, Merge)]) -> (Arc<SharedSchema>, json::HexDigest) {
+        let fingerprint = shape_fingerprint(decoded);
+        let hit = self.schemas.iter().find(|c| {
+            c.fingerprint == fingerprint
+                && c.merges.len() == merges.len()
+                && c.merges
+                    .iter()
+                    .zip(merges)
+                    .all(|((k, m), (key, merge))| **k == **key && m == merge)
+                && decoded_matches(&c.schema.tree, decoded)
+        });
+        if let Some(c) = hit {
+            return (Arc::clone(&c.schema), c.hash);
         }
-        let hash = json::sha256_hex(text);
-        if text.len() <= SCHEMA_CACHE_MAX_TEXT {
-            let entry = (Box::from(text), hash);
-            if self.schema_cache.len() < SCHEMA_CACHE_ENTRIES {
-                self.schema_cache.push(entry);
+        let tree = infer(decoded, merges);
+        self.text.clear();
+        hash_form(&tree, &mut self.text, &mut self.order);
+        let hash = json::sha256_hex(&self.text);
+        let schema = Arc::new(SharedSchema::new(tree));
+        if schema.file_form.len() <= SCHEMA_CACHE_MAX_TEXT {
+            let entry = CachedSchema {
+                fingerprint,
+                merges: merges.iter().map(|(k, m)| (Box::from(*k), *m)).collect(),
+                schema: Arc::clone(&schema),
+                hash,
+            };
+            if self.schemas.len() < SCHEMA_CACHE_ENTRIES {
+                self.schemas.push(entry);
             } else {
-                self.schema_cache[self.next_victim] = entry;
+                self.schemas[self.next_victim] = entry;
                 self.next_victim = (self.next_victim + 1) % SCHEMA_CACHE_ENTRIES;
             }
         }
-        hash
+        (schema, hash)
+    }
+}
+
+/// A number that depends only on what [`infer`] looks at (types, object keys in order, first array items), without
+/// building anything. Equal shapes give equal numbers; unequal shapes usually do not.
+fn shape_fingerprint(decoded: &Decoded<'_>) -> u64 {
+    fn mix(h: u64, x: u64) -> u64 {
+        (h.rotate_left(5) ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn key_bits(k: &str) -> u64 {
+        let b = k.as_bytes();
+        let first = u64::from(b.first().copied().unwrap_or(0));
+        let last = u64::from(b.last().copied().unwrap_or(0));
+        (b.len() as u64) << 16 | first << 8 | last
+    }
+    fn walk(h: u64, v: &Value) -> u64 {
+        let h = mix(h, value_type(v) as u64);
+        match v {
+            Value::Array(items) => items.first().map_or(h, |first| walk(h, first)),
+            Value::Object(o) => o
+                .entries()
+                .iter()
+                .fold(mix(h, o.len() as u64), |h, (k, v)| walk(mix(h, key_bits(k)), v)),
+            _ => h,
+        }
+    }
+    match decoded.stored {
+        Value::Object(o) if !decoded.overrides.is_empty() => {
+            let h = mix(mix(0, JsonSchemaType::Object as u64), o.len() as u64);
+            o.entries()
+                .iter()
+                .enumerate()
+                .fold(h, |h, (i, (k, v))| walk(mix(h, key_bits(k)), decoded.entry_value(i, v)))
+        }
+        other => walk(0, other),
+    }
+}
+
+/// The `JsonSchemaType` [`infer_value`] gives `v`.
+fn value_type(v: &Value) -> i32 {
+    let ty = match v {
+        Value::Null => JsonSchemaType::Null,
+        Value::Float(f) if !f.is_finite() => JsonSchemaType::Null,
+        Value::Bool(_) => JsonSchemaType::Boolean,
+        Value::Int(_) | Value::BigInt(_) | Value::Float(_) => JsonSchemaType::Number,
+        Value::String(_) => JsonSchemaType::String,
+        Value::Array(_) => JsonSchemaType::OrderedList,
+        Value::Object(_) => JsonSchemaType::Object,
+    };
+    ty as i32
+}
+
+/// Whether [`infer_value`] of `v` has the types, keys and items of `s` (annotations are not compared).
+fn shape_matches(s: &Schema, v: &Value) -> bool {
+    if s.r#type != value_type(v) {
+        return false;
+    }
+    match v {
+        Value::Array(items) => match (items.first(), &s.items) {
+            (None, None) => true,
+            (Some(first), Some(item)) => shape_matches(item, first),
+            _ => false,
+        },
+        Value::Object(o) => {
+            s.properties.len() == o.len()
+                && s.properties
+                    .iter()
+                    .zip(o.entries())
+                    .all(|((sk, sv), (k, v))| sk == k && shape_matches(sv, v))
+        }
+        _ => true,
+    }
+}
+
+/// [`shape_matches`] for a decoded value: the overridden top-level entries are compared in their decoded form.
+fn decoded_matches(s: &Schema, decoded: &Decoded<'_>) -> bool {
+    match decoded.stored {
+        Value::Object(o) if !decoded.overrides.is_empty() => {
+            s.r#type == JsonSchemaType::Object as i32
+                && s.properties.len() == o.len()
+                && s.properties
+                    .iter()
+                    .zip(o.entries().iter().enumerate())
+                    .all(|((sk, sv), (i, (k, v)))| sk == k && shape_matches(sv, decoded.entry_value(i, v)))
+        }
+        other => shape_matches(s, other),
     }
 }
 
 /// [`PayloadHasher::hash_payload`] with fresh scratch buffers.
 pub fn hash_payload(stored: &Value, merges: &[(&str, Merge)]) -> (Schema, PayloadHashes) {
-    PayloadHasher::new().hash_payload(stored, merges)
+    let (schema, hashes) = PayloadHasher::new().hash_payload(stored, merges);
+    (Arc::unwrap_or_clone(schema).tree, hashes)
 }
 
 #[cfg(test)]
@@ -702,22 +844,67 @@ mod tests {
     }
 
     #[test]
-    fn schema_cache_returns_the_hash_of_the_same_text_only() {
+    fn the_schema_cache_gives_what_inferring_afresh_gives() {
         let mut hasher = PayloadHasher::new();
-        // Fill past the cache size with distinct schemas, twice, and compare with fresh hashers each time.
-        let docs: Vec<String> = (0..SCHEMA_CACHE_ENTRIES + 5)
-            .map(|i| format!(r#"{{"k{i}":{i}}}"#))
-            .collect();
-        for _ in 0..2 {
-            for d in docs
-                .iter()
-                .chain([r#"{"a":1}"#.to_owned(), r#"{"a":"1"}"#.to_owned()].iter())
-            {
-                let v = value(d);
-                assert_eq!(hasher.hash_payload(&v, &[]), hash_payload(&v, &[]), "{d}");
+        // Pairs that differ only where the fingerprint does not look (same key lengths and end bytes), in key
+        // order only (same hash form, other file form), in number kind, in first array item, in merges, and in a
+        // decoded body; then more distinct schemas than the cache holds.
+        let body = |json: &str| {
+            format!(
+                r#"{{"body":"{}","headers":{{}}}}"#,
+                base64::engine::general_purpose::STANDARD.encode(json)
+            )
+        };
+        let mut docs: Vec<String> = [
+            r#"{"kab":1}"#,
+            r#"{"kbb":1}"#,
+            r#"{"a":1,"b":"x"}"#,
+            r#"{"b":"x","a":1}"#,
+            r#"{"a":1.5}"#,
+            r#"{"a":null}"#,
+            r#"{"a":[]}"#,
+            r#"{"a":[1]}"#,
+            r#"{"a":["1"]}"#,
+            r#"{"a":[[1],2]}"#,
+            r#"{"a":{"x":{"y":true}}}"#,
+            r#"{"a":{"x":{"y":"true"}}}"#,
+            r#"[]"#,
+            r#""s""#,
+            r#"7"#,
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        docs.push(body(r#"{"id":1}"#));
+        docs.push(body(r#"{"id":"1"}"#));
+        docs.push(body(r#"{"di":1}"#));
+        docs.push(body("not json"));
+        docs.extend((0..SCHEMA_CACHE_ENTRIES + 5).map(|i| format!(r#"{{"k{i}":{i}}}"#)));
+        let merge_sets: [&[(&str, Merge)]; 4] = [
+            &[],
+            &[("headers", Merge::HEADERS)],
+            &[("headers", Merge::HEADERS), ("body", BODY_B64)],
+            &[("headers", Merge::HEADERS), ("body", BODY_JSON)],
+        ];
+        for round in 0..2 {
+            for d in &docs {
+                for merges in merge_sets {
+                    let v = value(d);
+                    let (cached, cached_hashes) = hasher.hash_payload(&v, merges);
+                    let (fresh, fresh_hashes) = hash_payload(&v, merges);
+                    assert_eq!(
+                        (cached.tree(), &cached_hashes),
+                        (&fresh, &fresh_hashes),
+                        "{d} {merges:?} {round}"
+                    );
+                    assert_eq!(cached.file_form(), file_form_of(&fresh).as_bytes(), "{d} {merges:?}");
+                }
             }
         }
-        assert_eq!(hasher.schema_cache.len(), SCHEMA_CACHE_ENTRIES);
+        assert_eq!(hasher.schemas.len(), SCHEMA_CACHE_ENTRIES);
+        // A hit shares the remembered schema.
+        let v = value(r#"{"k0":0}"#);
+        let first = hasher.hash_payload(&v, &[]).0;
+        assert!(Arc::ptr_eq(&first, &hasher.hash_payload(&v, &[]).0));
     }
 
     #[test]
