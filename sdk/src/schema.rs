@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
+use smallvec::SmallVec;
 use tusk_drift_schemas::tusk::drift::core::v1::{DecodedType, EncodingType, JsonSchema, JsonSchemaType};
 
 use crate::json::{self, CanonicalSink, CanonicalWriter, Key, Value};
@@ -44,8 +45,9 @@ impl Merge {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded<'a> {
     stored: &'a Value,
-    /// `(index in the stored object's entries, decoded value)`; empty when nothing changed.
-    overrides: Vec<(usize, Value)>,
+    /// `(index in the stored object's entries, decoded value)`; empty when nothing changed. Inline: a payload has two
+    /// merges at most (`headers`, `body`).
+    overrides: SmallVec<[(usize, Value); 2]>,
 }
 
 impl<'a> Decoded<'a> {
@@ -97,7 +99,12 @@ impl<'a> Decoded<'a> {
 ///
 /// Merge keys are expected to be unique; a repeated key is applied once (the first).
 pub fn decode<'a>(stored: &'a Value, merges: &[(&str, Merge)]) -> Decoded<'a> {
-    let mut overrides = Vec::new();
+    decode_into(stored, merges, &mut Vec::new())
+}
+
+/// [`decode`], base64-decoding into `buf` (whose capacity the first decoded text takes over).
+fn decode_into<'a>(stored: &'a Value, merges: &[(&str, Merge)], buf: &mut Vec<u8>) -> Decoded<'a> {
+    let mut overrides = SmallVec::new();
     if let Value::Object(o) = stored {
         let entries = o.entries();
         for (key, merge) in merges {
@@ -107,7 +114,7 @@ pub fn decode<'a>(stored: &'a Value, merges: &[(&str, Merge)]) -> Decoded<'a> {
             if overrides.iter().any(|(j, _)| *j == i) {
                 continue;
             }
-            if let Some(v) = decode_entry(&entries[i].1, merge) {
+            if let Some(v) = decode_entry(&entries[i].1, merge, buf) {
                 overrides.push((i, v));
             }
         }
@@ -115,17 +122,22 @@ pub fn decode<'a>(stored: &'a Value, merges: &[(&str, Merge)]) -> Decoded<'a> {
     Decoded { stored, overrides }
 }
 
-/// The decoded form of one top-level entry, or `None` when it stays as stored.
-fn decode_entry(v: &Value, merge: &Merge) -> Option<Value> {
+/// The decoded form of one top-level entry, or `None` when it stays as stored. Base64 decodes into `buf`'s
+/// allocation; text that is parsed as JSON gives it back.
+fn decode_entry(v: &Value, merge: &Merge, buf: &mut Vec<u8>) -> Option<Value> {
     let Value::String(stored) = v else { return None };
     let mut decoded: Option<String> = None;
     if merge.encoding == Some(EncodingType::Base64 as i32) {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(stored).ok()?;
-        decoded = Some(utf8_dropping_invalid(bytes));
+        buf.clear();
+        base64::engine::general_purpose::STANDARD.decode_vec(stored, buf).ok()?;
+        decoded = Some(utf8_dropping_invalid(std::mem::take(buf)));
     }
     if merge.decoded_type == Some(DecodedType::Json as i32) {
         let text = decoded.as_deref().unwrap_or(stored);
         if let Ok(parsed) = json::parse(text) {
+            if let Some(text) = decoded {
+                *buf = text.into_bytes();
+            }
             return Some(parsed);
         }
     }
@@ -428,6 +440,8 @@ pub struct PayloadHashes {
 #[derive(Debug, Default)]
 pub struct PayloadHasher {
     text: Vec<u8>,
+    /// Base64 decodes into this allocation, recycled from payload to payload.
+    decoded_text: Vec<u8>,
     writer: CanonicalWriter,
     order: Vec<usize>,
     schemas: Vec<CachedSchema>,
@@ -460,7 +474,7 @@ impl PayloadHasher {
 
     /// Decodes `stored` under `merges` (§6.1), infers its schema (§6.2, §6.3) and computes both hashes (§7).
     pub fn hash_payload(&mut self, stored: &Value, merges: &[(&str, Merge)]) -> (Arc<SharedSchema>, PayloadHashes) {
-        let decoded = decode(stored, merges);
+        let mut decoded = decode_into(stored, merges, &mut self.decoded_text);
 
         self.text.clear();
         decoded.write_canonical(&mut self.writer, &mut self.text);
@@ -470,6 +484,15 @@ impl PayloadHasher {
         self.text.clear();
         if self.text.capacity() > KEEP_TEXT_CAPACITY {
             self.text.shrink_to(KEEP_TEXT_CAPACITY);
+        }
+        // Keep a decoded body's allocation for the next payload.
+        for (_, v) in decoded.overrides.drain(..) {
+            if let Value::String(text) = v
+                && text.capacity() <= KEEP_TEXT_CAPACITY
+                && text.capacity() > self.decoded_text.capacity()
+            {
+                self.decoded_text = text.into_bytes();
+            }
         }
         (
             schema,
