@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
+use crate::clean_span::CleanSpan;
 use crate::export::SpanExporter;
 use crate::record::SpanRecord;
 use crate::sampling::{self, AdaptiveController, HealthSnapshot, SharedRate};
@@ -330,21 +331,34 @@ impl ExportWorker {
         }
     }
 
+    /// Converts the batch's records and exports them, in chunks of the sink's
+    /// [`max_spans_per_call`](SpanExporter::max_spans_per_call).
     fn export_batch(&mut self, batch: Vec<SpanRecord>) {
         let _span = tracing::trace_span!("export_batch", records = batch.len()).entered();
-        let mut clean = Vec::with_capacity(batch.len());
-        for record in batch {
-            match catch_unwind(AssertUnwindSafe(|| self.cleaner.clean(record))) {
-                Ok(Ok(span)) => clean.push(span),
-                Ok(Err(_discarded)) => {
-                    self.counters.blocked.fetch_add(1, Relaxed);
+        let per_call = self.exporter.max_spans_per_call().max(1);
+        let mut records = batch.into_iter();
+        while records.len() > 0 {
+            let mut clean = Vec::with_capacity(records.len().min(per_call));
+            for record in records.by_ref() {
+                match catch_unwind(AssertUnwindSafe(|| self.cleaner.clean(record))) {
+                    Ok(Ok(span)) => clean.push(span),
+                    Ok(Err(_discarded)) => {
+                        self.counters.blocked.fetch_add(1, Relaxed);
+                    }
+                    Err(_) => {
+                        self.counters.failed.fetch_add(1, Relaxed);
+                        self.log_panic("to_clean_span");
+                    }
                 }
-                Err(_) => {
-                    self.counters.failed.fetch_add(1, Relaxed);
-                    self.log_panic("to_clean_span");
+                if clean.len() == per_call {
+                    break;
                 }
             }
+            self.export_spans(clean);
         }
+    }
+
+    fn export_spans(&mut self, clean: Vec<CleanSpan>) {
         if clean.is_empty() {
             return;
         }
@@ -433,6 +447,47 @@ mod tests {
         assert!(p.flush());
         assert!(sink.calls.load(Relaxed) >= 2);
         assert_eq!(counters.snapshot().exported, 2);
+        p.shutdown();
+    }
+
+    /// Records the span ids of each export call; takes at most `per_call` spans a call.
+    #[derive(Debug, Clone)]
+    struct Chunked {
+        per_call: usize,
+        calls: Arc<Mutex<Vec<Vec<crate::ids::SpanId>>>>,
+    }
+
+    impl SpanExporter for Chunked {
+        fn export(&mut self, batch: Vec<CleanSpan>) -> ExportOutcome {
+            self.calls
+                .lock()
+                .expect("calls")
+                .push(batch.iter().map(|s| s.span_id).collect());
+            all_exported(&batch)
+        }
+
+        fn max_spans_per_call(&self) -> usize {
+            self.per_call
+        }
+    }
+
+    #[test]
+    fn a_batch_is_exported_in_chunks_of_the_sinks_size_in_order() {
+        let sink = Chunked {
+            per_call: 3,
+            calls: Arc::default(),
+        };
+        let (p, counters) = start(64, 8, sink.clone());
+        let records: Vec<SpanRecord> = (0..8).map(|_| record()).collect();
+        let ids: Vec<_> = records.iter().map(|r| r.span_id).collect();
+        for r in records {
+            p.on_end(r);
+        }
+        assert!(p.flush());
+        let calls = sink.calls.lock().expect("calls").clone();
+        assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
+        assert_eq!(calls.concat(), ids);
+        assert_eq!(counters.snapshot().exported, 8);
         p.shutdown();
     }
 

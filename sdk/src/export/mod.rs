@@ -33,6 +33,15 @@ pub trait SpanExporter: Send + std::fmt::Debug {
     /// Called once after the last batch, at shutdown: close files, release connections. May block.
     fn shutdown(&mut self) {}
 
+    /// The most spans one [`export`](Self::export) call should carry: the export thread converts a larger batch of
+    /// records and hands it over in chunks of this size. A sink that writes span by span (files) gains from small
+    /// chunks: each chunk's spans are still in the CPU cache when written, and their allocations are freed while
+    /// the allocator's per-thread cache can take them back for the next chunk. Default: no limit, one call per
+    /// batch (the API sink sends one request per call).
+    fn max_spans_per_call(&self) -> usize {
+        usize::MAX
+    }
+
     /// Whether the sink's circuit breaker is open now (only the API sink has one). Feeds adaptive sampling.
     fn circuit_open(&self) -> bool {
         false
