@@ -3,7 +3,9 @@
 //! - `request_thread`: the layer around a trivial service, per request — record (capture + finalize + on_end),
 //!   sampled out, and disabled (the baseline to subtract).
 //! - `export_thread`: `to_clean_span` (gates, payloads, base64, schemas, four hashes), `write_json_line` (encode),
-//!   and the file sink's write of one new trace file, measured separately.
+//!   and the file sink's write of one new trace file, measured separately; and `seed_mix_span`, the export thread's
+//!   whole work for one span but the file (convert, write the line, drop), on the three shapes in turn, so that
+//!   branches and caches see changing spans as in the app rather than one span repeated.
 //!
 //! Run: `cargo bench -p drift-sdk --bench pipeline`.
 
@@ -143,6 +145,25 @@ mod export_thread {
         bencher
             .with_inputs(|| seed_record(shape))
             .bench_local_values(|r| stages.to_clean_span(r));
+    }
+
+    #[divan::bench(sample_count = 300, sample_size = 60)]
+    fn seed_mix_span(bencher: Bencher<'_, '_>) {
+        let mut stages = ExportStages::new(Vec::new()).expect("stages");
+        let mut line = Vec::with_capacity(4096);
+        let mut next = 0usize;
+        bencher
+            .with_inputs(|| {
+                next += 1;
+                seed_record(SHAPES[next % SHAPES.len()])
+            })
+            .bench_local_values(|r| {
+                if let Some(span) = stages.to_clean_span(r) {
+                    line.clear();
+                    span.write_json_line(&mut line);
+                }
+                line.len()
+            });
     }
 
     #[divan::bench(args = SHAPES)]

@@ -59,10 +59,11 @@ static ESCAPE: [u8; 256] = {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Whether any of the 8 bytes of `w` needs a §7.2 escape (`< 0x20`, `"` or `\`). Exact for "any", using the
-/// classic SWAR zero-byte test.
+/// The bytes of the little-endian word `w` that need a §7.2 escape (`< 0x20`, `"` or `\`), as the high bit of each
+/// byte (the classic SWAR zero-byte tests). The mask is non-zero exactly when a byte needs escaping, and its lowest
+/// set bit marks the first such byte (a borrow can flag bytes only above a true one).
 #[inline]
-fn word_needs_escape(w: u64) -> bool {
+fn escape_mask(w: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
@@ -70,25 +71,38 @@ fn word_needs_escape(w: u64) -> bool {
     let quote = q.wrapping_sub(LO) & !q & HI;
     let b = w ^ (LO * u64::from(b'\\'));
     let backslash = b.wrapping_sub(LO) & !b & HI;
-    (below_space | quote | backslash) != 0
+    below_space | quote | backslash
 }
 
 /// Index of the first byte at or after `from` that needs a §7.2 escape.
+///
+/// Eight bytes at a time; the last word of a string is read overlapping the word before (those bytes were found
+/// clean, so the first flagged byte is still the first to escape), so no byte-by-byte tail loop runs, whose
+/// mispredicted branches were the biggest cost of writing the SDK's many short strings.
 #[inline]
-fn next_escape(bytes: &[u8], mut from: usize) -> Option<usize> {
-    while let Some(chunk) = bytes.get(from..from + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        if word_needs_escape(u64::from_le_bytes(word)) {
-            break;
+fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let n = rest.len();
+    if n < 8 {
+        // Branch-free test first: short keys and values rarely need an escape.
+        if rest.iter().fold(0, |any, &b| any | ESCAPE[usize::from(b)]) == 0 {
+            return None;
         }
-        from += 8;
+        return rest.iter().position(|&b| ESCAPE[usize::from(b)] != 0).map(|i| from + i);
     }
-    bytes
-        .get(from..)?
-        .iter()
-        .position(|&b| ESCAPE[usize::from(b)] != 0)
-        .map(|i| from + i)
+    let mut at = 0;
+    loop {
+        let start = at.min(n - 8);
+        let word = rest.get(start..).and_then(|w| w.first_chunk::<8>())?;
+        let mask = escape_mask(u64::from_le_bytes(*word));
+        if mask != 0 {
+            return Some(from + start + (mask.trailing_zeros() / 8) as usize);
+        }
+        if start + 8 >= n {
+            return None;
+        }
+        at = start + 8;
+    }
 }
 
 /// Writes `s` as a JSON string with the §7.2 escapes; non-ASCII, `/` and U+007F are written raw.
@@ -455,6 +469,42 @@ pub fn python_dumps_len(v: &Value) -> usize {
 mod tests {
     use super::*;
     use crate::json::parse;
+
+    #[test]
+    fn next_escape_finds_the_first_byte_to_escape_at_every_length_and_position() {
+        let naive = |bytes: &[u8], from: usize| {
+            bytes
+                .get(from..)?
+                .iter()
+                .position(|&b| ESCAPE[usize::from(b)] != 0)
+                .map(|i| from + i)
+        };
+        // Fillers include bytes just above the escaped ranges and non-ASCII bytes, which must not be flagged.
+        for filler in [b'a', b' ', 0x7f, 0x80, 0xff, b'#', b']'] {
+            for len in 0..40 {
+                let clean = vec![filler; len];
+                for from in 0..=len + 1 {
+                    assert_eq!(next_escape(&clean, from), naive(&clean, from), "{filler} {len} {from}");
+                }
+                for at in 0..len {
+                    for esc in [0x00, 0x1f, b'"', b'\\', b'\n'] {
+                        let mut s = clean.clone();
+                        s[at] = esc;
+                        if at + 3 < len {
+                            s[at + 3] = b'"';
+                        }
+                        for from in [0, at.saturating_sub(1), at, at + 1] {
+                            assert_eq!(
+                                next_escape(&s, from),
+                                naive(&s, from),
+                                "{filler} {len} {at} {esc} {from}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// Keys that tie on their first eight bytes, are prefixes of each other, hold NUL bytes or non-ASCII text.
     const TRICKY_KEYS: &[&str] = &[
