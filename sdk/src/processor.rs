@@ -339,8 +339,9 @@ impl ExportWorker {
         let mut records = batch.into_iter();
         while records.len() > 0 {
             let mut clean = Vec::with_capacity(records.len().min(per_call));
+            let now = Instant::now();
             for record in records.by_ref() {
-                match catch_unwind(AssertUnwindSafe(|| self.cleaner.clean(record))) {
+                match catch_unwind(AssertUnwindSafe(|| self.cleaner.clean_at(record, now))) {
                     Ok(Ok(span)) => clean.push(span),
                     Ok(Err(_discarded)) => {
                         self.counters.blocked.fetch_add(1, Relaxed);

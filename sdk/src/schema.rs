@@ -99,11 +99,18 @@ impl<'a> Decoded<'a> {
 ///
 /// Merge keys are expected to be unique; a repeated key is applied once (the first).
 pub fn decode<'a>(stored: &'a Value, merges: &[(&str, Merge)]) -> Decoded<'a> {
-    decode_into(stored, merges, &mut Vec::new())
+    decode_into(stored, merges, &mut Vec::new(), None)
 }
 
-/// [`decode`], base64-decoding into `buf` (whose capacity the first decoded text takes over).
-fn decode_into<'a>(stored: &'a Value, merges: &[(&str, Merge)], buf: &mut Vec<u8>) -> Decoded<'a> {
+/// [`decode`], base64-decoding into `buf` (whose capacity the first decoded text takes over). `known_body`, when
+/// given, is what the top-level `body` string is the standard base64 of: it is taken as the decoded bytes instead of
+/// decoding the string again.
+fn decode_into<'a>(
+    stored: &'a Value,
+    merges: &[(&str, Merge)],
+    buf: &mut Vec<u8>,
+    known_body: Option<&[u8]>,
+) -> Decoded<'a> {
     let mut overrides = SmallVec::new();
     if let Value::Object(o) = stored {
         let entries = o.entries();
@@ -114,7 +121,8 @@ fn decode_into<'a>(stored: &'a Value, merges: &[(&str, Merge)], buf: &mut Vec<u8
             if overrides.iter().any(|(j, _)| *j == i) {
                 continue;
             }
-            if let Some(v) = decode_entry(&entries[i].1, merge, buf) {
+            let known = known_body.filter(|_| *key == "body");
+            if let Some(v) = decode_entry(&entries[i].1, merge, buf, known) {
                 overrides.push((i, v));
             }
         }
@@ -124,12 +132,15 @@ fn decode_into<'a>(stored: &'a Value, merges: &[(&str, Merge)], buf: &mut Vec<u8
 
 /// The decoded form of one top-level entry, or `None` when it stays as stored. Base64 decodes into `buf`'s
 /// allocation; text that is parsed as JSON gives it back.
-fn decode_entry(v: &Value, merge: &Merge, buf: &mut Vec<u8>) -> Option<Value> {
+fn decode_entry(v: &Value, merge: &Merge, buf: &mut Vec<u8>, known: Option<&[u8]>) -> Option<Value> {
     let Value::String(stored) = v else { return None };
     let mut decoded: Option<String> = None;
     if merge.encoding == Some(EncodingType::Base64 as i32) {
         buf.clear();
-        base64::engine::general_purpose::STANDARD.decode_vec(stored, buf).ok()?;
+        match known {
+            Some(raw) => buf.extend_from_slice(raw),
+            None => base64::engine::general_purpose::STANDARD.decode_vec(stored, buf).ok()?,
+        }
         decoded = Some(utf8_dropping_invalid(std::mem::take(buf)));
     }
     if merge.decoded_type == Some(DecodedType::Json as i32) {
@@ -474,7 +485,19 @@ impl PayloadHasher {
 
     /// Decodes `stored` under `merges` (§6.1), infers its schema (§6.2, §6.3) and computes both hashes (§7).
     pub fn hash_payload(&mut self, stored: &Value, merges: &[(&str, Merge)]) -> (Arc<SharedSchema>, PayloadHashes) {
-        let mut decoded = decode_into(stored, merges, &mut self.decoded_text);
+        self.hash_payload_with_body(stored, merges, None)
+    }
+
+    /// [`hash_payload`](Self::hash_payload) of a value whose top-level `body` string is known to be the standard
+    /// base64 of `known_body` (the export thread has the raw bytes it just encoded): decoding uses those bytes
+    /// instead of decoding the string again. The result is the same either way.
+    pub(crate) fn hash_payload_with_body(
+        &mut self,
+        stored: &Value,
+        merges: &[(&str, Merge)],
+        known_body: Option<&[u8]>,
+    ) -> (Arc<SharedSchema>, PayloadHashes) {
+        let mut decoded = decode_into(stored, merges, &mut self.decoded_text, known_body);
 
         self.text.clear();
         decoded.write_canonical(&mut self.writer, &mut self.text);
@@ -863,6 +886,34 @@ mod tests {
         let v = value(r#"{"b":2,"a":1}"#);
         for _ in 0..3 {
             assert_eq!(hasher.hash_payload(&v, &[]).1, a);
+        }
+    }
+
+    #[test]
+    fn a_known_body_hashes_as_decoding_its_base64_does() {
+        let mut hasher = PayloadHasher::new();
+        let bodies: [&[u8]; 5] = [
+            b"",
+            b"plain text",
+            br#"{"id":1,"name":"x"}"#,
+            b"\xff\xfeinvalid \xc3(",
+            "ünï".as_bytes(),
+        ];
+        for raw in bodies {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+            let v = value(&format!(
+                r#"{{"headers":{{"a":"b"}},"body":"{encoded}","bodySize":{}}}"#,
+                raw.len()
+            ));
+            for merges in [
+                &[("headers", Merge::HEADERS), ("body", BODY_B64)][..],
+                &[("body", BODY_JSON)],
+            ] {
+                let known = hasher.hash_payload_with_body(&v, merges, Some(raw));
+                let decoded = hasher.hash_payload(&v, merges);
+                assert_eq!(known, decoded, "{raw:?} {merges:?}");
+                assert_eq!(known.1, PayloadHasher::new().hash_payload(&v, merges).1);
+            }
         }
     }
 
