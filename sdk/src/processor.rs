@@ -492,6 +492,43 @@ mod tests {
         p.shutdown();
     }
 
+    #[test]
+    fn a_chunk_whose_records_are_all_blocked_loses_nothing_after_it() {
+        let sink = Chunked {
+            per_call: 3,
+            calls: Arc::default(),
+        };
+        let (p, counters) = start(64, 8, sink.clone());
+        let mut ids = Vec::new();
+        for i in 0..8 {
+            let mut r = record();
+            if i < 3 {
+                // A server error blocks its span (and its trace, which no other record shares).
+                if let crate::record::Payload::Server(x) = &mut r.payload {
+                    x.status = http::StatusCode::INTERNAL_SERVER_ERROR;
+                }
+            } else {
+                ids.push(r.span_id);
+            }
+            p.on_end(r);
+        }
+        assert!(p.flush());
+        let calls = sink.calls.lock().expect("calls").clone();
+        assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [3, 2]);
+        assert_eq!(calls.concat(), ids);
+        let stats = counters.snapshot();
+        assert_eq!((stats.blocked, stats.exported), (3, 5));
+        p.shutdown();
+    }
+
+    #[test]
+    fn the_file_sink_takes_chunks_of_sixteen() {
+        let dir = tempfile::tempdir().expect("dir");
+        let sink = crate::export::FileExporter::new(dir.path(), 8);
+        assert_eq!(sink.max_spans_per_call(), crate::export::FileExporter::SPANS_PER_CALL);
+        assert_eq!(crate::export::FileExporter::SPANS_PER_CALL, 16);
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn the_export_threads_cpu_time_is_counted() {

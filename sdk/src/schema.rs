@@ -138,7 +138,14 @@ fn decode_entry(v: &Value, merge: &Merge, buf: &mut Vec<u8>, known: Option<&[u8]
     if merge.encoding == Some(EncodingType::Base64 as i32) {
         buf.clear();
         match known {
-            Some(raw) => buf.extend_from_slice(raw),
+            Some(raw) => {
+                debug_assert_eq!(
+                    base64::engine::general_purpose::STANDARD.encode(raw),
+                    **stored,
+                    "a known body must be what the stored string encodes"
+                );
+                buf.extend_from_slice(raw);
+            }
             None => base64::engine::general_purpose::STANDARD.decode_vec(stored, buf).ok()?,
         }
         decoded = Some(utf8_dropping_invalid(std::mem::take(buf)));
@@ -146,7 +153,7 @@ fn decode_entry(v: &Value, merge: &Merge, buf: &mut Vec<u8>, known: Option<&[u8]
     if merge.decoded_type == Some(DecodedType::Json as i32) {
         let text = decoded.as_deref().unwrap_or(stored);
         if let Ok(parsed) = json::parse(text) {
-            if let Some(text) = decoded {
+            if let Some(text) = decoded.filter(|t| t.capacity() <= KEEP_TEXT_CAPACITY) {
                 *buf = text.into_bytes();
             }
             return Some(parsed);
@@ -535,7 +542,7 @@ impl PayloadHasher {
                 && c.merges
                     .iter()
                     .zip(merges)
-                    .all(|((k, m), (key, merge))| **k == **key && m == merge)
+                    .all(|((k, m), (key, merge))| **k == **key && same_merge(m, merge))
                 && decoded_matches(&c.schema.tree, decoded)
         });
         if let Some(c) = hit {
@@ -562,6 +569,14 @@ impl PayloadHasher {
         }
         (schema, hash)
     }
+}
+
+/// Whether two merges annotate a schema identically: `match_importance` compared bit for bit, since `-0.0` and `0.0`
+/// are written differently (and `NaN` equals itself here).
+fn same_merge(a: &Merge, b: &Merge) -> bool {
+    a.encoding == b.encoding
+        && a.decoded_type == b.decoded_type
+        && a.match_importance.map(f64::to_bits) == b.match_importance.map(f64::to_bits)
 }
 
 /// A number that depends only on what [`infer`] looks at (types, object keys in order, first array items), without
@@ -886,6 +901,36 @@ mod tests {
         let v = value(r#"{"b":2,"a":1}"#);
         for _ in 0..3 {
             assert_eq!(hasher.hash_payload(&v, &[]).1, a);
+        }
+    }
+
+    #[test]
+    fn merges_that_differ_only_in_the_sign_of_zero_give_their_own_schemas() {
+        let mut hasher = PayloadHasher::new();
+        let v = value(r#"{"headers":{"a":"b"}}"#);
+        let merge = |m: f64| Merge {
+            match_importance: Some(m),
+            ..Merge::default()
+        };
+        for importance in [-0.0, 0.0, -0.0, f64::NAN, 0.0, f64::NAN] {
+            let merges = [("headers", merge(importance))];
+            let (cached, hashes) = hasher.hash_payload(&v, &merges);
+            let (fresh, fresh_hashes) = hash_payload(&v, &merges);
+            assert_eq!(hashes, fresh_hashes, "{importance}");
+            assert_eq!(cached.file_form(), file_form_of(&fresh).as_bytes(), "{importance}");
+        }
+    }
+
+    #[test]
+    fn a_large_decoded_body_does_not_stay_in_the_hasher() {
+        let mut hasher = PayloadHasher::new();
+        let big = format!(r#"{{"items":["{}"]}}"#, "x".repeat(4 * KEEP_TEXT_CAPACITY));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&big);
+        for merge in [BODY_JSON, BODY_B64] {
+            let v = value(&format!(r#"{{"body":"{encoded}"}}"#));
+            let _ = hasher.hash_payload(&v, &[("body", merge)]);
+            assert!(hasher.decoded_text.capacity() <= KEEP_TEXT_CAPACITY, "{merge:?}");
+            assert!(hasher.text.capacity() <= KEEP_TEXT_CAPACITY, "{merge:?}");
         }
     }
 

@@ -999,4 +999,44 @@ mod proptests {
             }
         }
     }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The export thread's caches (schemas by shape, recycled buffers, known bodies) change nothing: a cleaner
+        /// that has seen other spans, and the same spans before, writes byte for byte the line a fresh one writes.
+        #[test]
+        fn a_warm_cleaner_writes_what_a_fresh_one_writes(
+            rules in proptest::collection::vec(rule(), 0..3),
+            exchanges in proptest::collection::vec(exchange(), 1..4),
+        ) {
+            let transforms = Arc::new(Transforms::new(rules).expect("the generated rules are valid"));
+            let mut warm = Cleaner::new(Arc::clone(&transforms), "fuzz");
+            let (mut warm_line, mut fresh_line) = (Vec::new(), Vec::new());
+            for pass in 0..2u128 {
+                for (i, x) in exchanges.iter().enumerate() {
+                    // A trace of its own, so that one blocked span blocks nothing else.
+                    let traced = |x: &Exchange| SpanRecord {
+                        trace_id: TraceId(pass * 100 + i as u128 + 1),
+                        ..record(payload(x.clone()))
+                    };
+                    let fresh = Cleaner::new(Arc::clone(&transforms), "fuzz").clean(traced(x));
+                    match (warm.clean(traced(x)), fresh) {
+                        (Ok(w), Ok(f)) => {
+                            warm_line.clear();
+                            fresh_line.clear();
+                            w.write_json_line(&mut warm_line);
+                            f.write_json_line(&mut fresh_line);
+                            prop_assert_eq!(
+                                String::from_utf8_lossy(&warm_line),
+                                String::from_utf8_lossy(&fresh_line)
+                            );
+                        }
+                        (Err(w), Err(f)) => prop_assert_eq!(w, f),
+                        (w, f) => prop_assert!(false, "warm {:?}, fresh {:?}", w.map(|_| ()), f.map(|_| ())),
+                    }
+                }
+            }
+        }
+    }
 }
