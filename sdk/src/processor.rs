@@ -472,13 +472,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_batch_is_exported_in_chunks_of_the_sinks_size_in_order() {
+    /// A processor with batches of 8 and a sink taking 3 spans a call.
+    fn start_chunked() -> (BatchProcessor, Arc<Counters>, Chunked) {
         let sink = Chunked {
             per_call: 3,
             calls: Arc::default(),
         };
         let (p, counters) = start(64, 8, sink.clone());
+        (p, counters, sink)
+    }
+
+    #[test]
+    fn a_batch_is_exported_in_chunks_of_the_sinks_size_in_order() {
+        let (p, counters, sink) = start_chunked();
         let records: Vec<SpanRecord> = (0..8).map(|_| record()).collect();
         let ids: Vec<_> = records.iter().map(|r| r.span_id).collect();
         for r in records {
@@ -494,11 +500,7 @@ mod tests {
 
     #[test]
     fn a_chunk_whose_records_are_all_blocked_loses_nothing_after_it() {
-        let sink = Chunked {
-            per_call: 3,
-            calls: Arc::default(),
-        };
-        let (p, counters) = start(64, 8, sink.clone());
+        let (p, counters, sink) = start_chunked();
         let mut ids = Vec::new();
         for i in 0..8 {
             let mut r = record();
