@@ -72,6 +72,18 @@ impl<'a> Decoded<'a> {
         self.overrides.iter().find(|(j, _)| *j == i).map_or(stored, |(_, v)| v)
     }
 
+    /// The top-level entries as decoding left them, `(key, decoded value)` in order, when the value is an object:
+    /// what schema inference and the schema cache walk instead of the stored object.
+    fn entries(&self) -> Option<impl ExactSizeIterator<Item = (&Key, &Value)>> {
+        let o = self.stored.as_object()?;
+        Some(
+            o.entries()
+                .iter()
+                .enumerate()
+                .map(|(i, (k, v))| (k, self.entry_value(i, v))),
+        )
+    }
+
     /// The decoded value as an owned value (clones the stored value; for tests and diagnostics).
     pub fn to_value(&self) -> Value {
         match self.stored {
@@ -212,36 +224,43 @@ impl Schema {
 /// The schema of a value (§6.2), without merge annotations.
 pub fn infer_value(v: &Value) -> Schema {
     match v {
-        Value::Null => Schema::leaf(JsonSchemaType::Null),
-        Value::Float(f) if !f.is_finite() => Schema::leaf(JsonSchemaType::Null),
-        Value::Bool(_) => Schema::leaf(JsonSchemaType::Boolean),
-        Value::Int(_) | Value::BigInt(_) | Value::Float(_) => Schema::leaf(JsonSchemaType::Number),
-        Value::String(_) => Schema::leaf(JsonSchemaType::String),
         Value::Array(items) => Schema {
             items: items.first().map(|first| Box::new(infer_value(first))),
             ..Schema::leaf(JsonSchemaType::OrderedList)
         },
-        Value::Object(o) => Schema {
-            properties: o.entries().iter().map(|(k, v)| (k.clone(), infer_value(v))).collect(),
-            ..Schema::leaf(JsonSchemaType::Object)
-        },
+        Value::Object(o) => object_schema(o.entries().iter().map(|(k, v)| (k, v))),
+        scalar => Schema::leaf(value_type(scalar)),
+    }
+}
+
+/// The schema of an object with these entries.
+fn object_schema<'v>(entries: impl Iterator<Item = (&'v Key, &'v Value)>) -> Schema {
+    Schema {
+        properties: entries.map(|(k, v)| (k.clone(), infer_value(v))).collect(),
+        ..Schema::leaf(JsonSchemaType::Object)
+    }
+}
+
+/// The `JsonSchemaType` of a value (§6.2): non-finite floats are NULL, every number kind is NUMBER. Inference and
+/// the schema cache's match both go by this.
+fn value_type(v: &Value) -> JsonSchemaType {
+    match v {
+        Value::Null => JsonSchemaType::Null,
+        Value::Float(f) if !f.is_finite() => JsonSchemaType::Null,
+        Value::Bool(_) => JsonSchemaType::Boolean,
+        Value::Int(_) | Value::BigInt(_) | Value::Float(_) => JsonSchemaType::Number,
+        Value::String(_) => JsonSchemaType::String,
+        Value::Array(_) => JsonSchemaType::OrderedList,
+        Value::Object(_) => JsonSchemaType::Object,
     }
 }
 
 /// The schema of a decoded value with the merge annotations of §6.3: each merge key that is a top-level property of
 /// an OBJECT schema gets the merge's `encoding`, `decoded_type` and `match_importance` (whichever are set).
 pub fn infer(decoded: &Decoded<'_>, merges: &[(&str, Merge)]) -> Schema {
-    let mut schema = match decoded.stored {
-        Value::Object(o) if !decoded.overrides.is_empty() => Schema {
-            properties: o
-                .entries()
-                .iter()
-                .enumerate()
-                .map(|(i, (k, v))| (k.clone(), infer_value(decoded.entry_value(i, v))))
-                .collect(),
-            ..Schema::leaf(JsonSchemaType::Object)
-        },
-        other => infer_value(other),
+    let mut schema = match decoded.entries() {
+        Some(entries) => object_schema(entries),
+        None => infer_value(decoded.stored),
     };
     if schema.r#type == JsonSchemaType::Object as i32 {
         for (key, merge) in merges {
@@ -481,7 +500,8 @@ const KEEP_TEXT_CAPACITY: usize = 64 * 1024;
 /// Number of remembered schemas.
 pub const SCHEMA_CACHE_ENTRIES: usize = 32;
 
-/// Schemas whose file form is longer than this are not remembered (bounds the cache to about 32 × 2 × 4 KiB).
+/// Schemas whose file form is longer than this are not remembered. That bounds the cache to well under 1 MiB: a
+/// tree takes about three times the bytes of its file form, so about 32 × 16 KiB at worst.
 const SCHEMA_CACHE_MAX_TEXT: usize = 4 * 1024;
 
 impl PayloadHasher {
@@ -591,77 +611,57 @@ fn shape_fingerprint(decoded: &Decoded<'_>) -> u64 {
         let last = u64::from(b.last().copied().unwrap_or(0));
         (b.len() as u64) << 16 | first << 8 | last
     }
+    fn object<'v>(h: u64, entries: impl ExactSizeIterator<Item = (&'v Key, &'v Value)>) -> u64 {
+        let h = mix(mix(h, JsonSchemaType::Object as u64), entries.len() as u64);
+        entries.fold(h, |h, (k, v)| walk(mix(h, key_bits(k)), v))
+    }
     fn walk(h: u64, v: &Value) -> u64 {
-        let h = mix(h, value_type(v) as u64);
         match v {
-            Value::Array(items) => items.first().map_or(h, |first| walk(h, first)),
-            Value::Object(o) => o
-                .entries()
-                .iter()
-                .fold(mix(h, o.len() as u64), |h, (k, v)| walk(mix(h, key_bits(k)), v)),
-            _ => h,
+            Value::Array(items) => {
+                let h = mix(h, JsonSchemaType::OrderedList as u64);
+                items.first().map_or(h, |first| walk(h, first))
+            }
+            Value::Object(o) => object(h, o.entries().iter().map(|(k, v)| (k, v))),
+            scalar => mix(h, value_type(scalar) as u64),
         }
     }
-    match decoded.stored {
-        Value::Object(o) if !decoded.overrides.is_empty() => {
-            let h = mix(mix(0, JsonSchemaType::Object as u64), o.len() as u64);
-            o.entries()
-                .iter()
-                .enumerate()
-                .fold(h, |h, (i, (k, v))| walk(mix(h, key_bits(k)), decoded.entry_value(i, v)))
-        }
-        other => walk(0, other),
+    match decoded.entries() {
+        Some(entries) => object(0, entries),
+        None => walk(0, decoded.stored),
     }
-}
-
-/// The `JsonSchemaType` [`infer_value`] gives `v`.
-fn value_type(v: &Value) -> i32 {
-    let ty = match v {
-        Value::Null => JsonSchemaType::Null,
-        Value::Float(f) if !f.is_finite() => JsonSchemaType::Null,
-        Value::Bool(_) => JsonSchemaType::Boolean,
-        Value::Int(_) | Value::BigInt(_) | Value::Float(_) => JsonSchemaType::Number,
-        Value::String(_) => JsonSchemaType::String,
-        Value::Array(_) => JsonSchemaType::OrderedList,
-        Value::Object(_) => JsonSchemaType::Object,
-    };
-    ty as i32
 }
 
 /// Whether [`infer_value`] of `v` has the types, keys and items of `s` (annotations are not compared).
 fn shape_matches(s: &Schema, v: &Value) -> bool {
-    if s.r#type != value_type(v) {
-        return false;
-    }
     match v {
-        Value::Array(items) => match (items.first(), &s.items) {
-            (None, None) => true,
-            (Some(first), Some(item)) => shape_matches(item, first),
-            _ => false,
-        },
-        Value::Object(o) => {
-            s.properties.len() == o.len()
-                && s.properties
-                    .iter()
-                    .zip(o.entries())
-                    .all(|((sk, sv), (k, v))| sk == k && shape_matches(sv, v))
+        Value::Array(items) => {
+            s.r#type == JsonSchemaType::OrderedList as i32
+                && match (items.first(), &s.items) {
+                    (None, None) => true,
+                    (Some(first), Some(item)) => shape_matches(item, first),
+                    _ => false,
+                }
         }
-        _ => true,
+        Value::Object(o) => object_matches(s, o.entries().iter().map(|(k, v)| (k, v))),
+        scalar => s.r#type == value_type(scalar) as i32,
     }
+}
+
+/// [`shape_matches`] for an object with these entries.
+fn object_matches<'v>(s: &Schema, entries: impl ExactSizeIterator<Item = (&'v Key, &'v Value)>) -> bool {
+    s.r#type == JsonSchemaType::Object as i32
+        && s.properties.len() == entries.len()
+        && s.properties
+            .iter()
+            .zip(entries)
+            .all(|((sk, sv), (k, v))| sk == k && shape_matches(sv, v))
 }
 
 /// [`shape_matches`] for a decoded value: the overridden top-level entries are compared in their decoded form.
 fn decoded_matches(s: &Schema, decoded: &Decoded<'_>) -> bool {
-    match decoded.stored {
-        Value::Object(o) if !decoded.overrides.is_empty() => {
-            s.r#type == JsonSchemaType::Object as i32
-                && s.properties.len() == o.len()
-                && s.properties
-                    .iter()
-                    .zip(o.entries().iter().enumerate())
-                    .all(|((sk, sv), (i, (k, v)))| sk == k && shape_matches(sv, decoded.entry_value(i, v)))
-        }
-        other => shape_matches(s, other),
+    match decoded.entries() {
+        Some(entries) => object_matches(s, entries),
+        None => shape_matches(s, decoded.stored),
     }
 }
 
