@@ -25,6 +25,16 @@ async fn upstream() -> Server {
     Server::start(app).await
 }
 
+/// An SDK recording every request into `dir`, with no environment snapshot span.
+fn recording(dir: &std::path::Path) -> Drift {
+    Drift::builder()
+        .mode(Mode::Record)
+        .traces_dir(dir)
+        .env_vars(Vec::new())
+        .init()
+        .unwrap()
+}
+
 fn client(drift: &Drift) -> ClientWithMiddleware {
     reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(drift.client_middleware())
@@ -34,12 +44,7 @@ fn client(drift: &Drift) -> ClientWithMiddleware {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_calls_become_client_spans() {
     let dir = tempfile::tempdir().unwrap();
-    let drift = Drift::builder()
-        .mode(Mode::Record)
-        .traces_dir(dir.path())
-        .env_vars(Vec::new())
-        .init()
-        .unwrap();
+    let drift = recording(dir.path());
     let upstream = upstream().await;
     let upstream_url = upstream.url("/upstream/items?page=2&tag=a&tag=b");
     let http = client(&drift);
@@ -229,12 +234,7 @@ async fn a_large_upstream_response_reaches_the_app_and_blocks_the_trace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_marked_skip_instrumentation_are_not_recorded() {
     let dir = tempfile::tempdir().unwrap();
-    let drift = Drift::builder()
-        .mode(Mode::Record)
-        .traces_dir(dir.path())
-        .env_vars(Vec::new())
-        .init()
-        .unwrap();
+    let drift = recording(dir.path());
     let upstream = upstream().await;
     let http = client(&drift);
     let app = Router::new()
