@@ -20,7 +20,7 @@ use crate::Failure;
 use crate::collect::{HttpResponse, http_get};
 use crate::flags::{Mode, ProfileArgs};
 use crate::profile::{ProfileRequest, git_commit};
-use crate::summary::{Durations, Settings, Summary, WorkloadFacts, new_run};
+use crate::summary::{Durations, Settings, Summary, WorkloadFacts};
 
 /// The endpoint's path (drift-sdk's `pprof_endpoint::PATH`; xtask depends on no workspace crate).
 pub const ENDPOINT: &str = "/debug/pprof/profile";
@@ -128,33 +128,21 @@ impl ProfileArgs {
             .as_deref()
             .context("profile attach needs --url http://127.0.0.1:PORT")?;
         let attach = Attach::new(url, self.seconds.unwrap_or(DEFAULT_SECONDS))?;
-        let results = root.join("results");
-        let (name, started) = new_run(&results, self.save, "attach")?;
-        Ok(ProfileRequest {
-            mode: Mode::Cpu,
-            settings: Settings {
-                duration_s: Some(attach.seconds as f64),
-                iterations: None,
-                concurrency: 0,
-                discard_spans: false,
-                rate: None,
-                mix: "attached".to_owned(),
-                sampling_rate: None,
-                transforms: None,
-                hz: None,
-                build_profile: "unknown (attached)".to_owned(),
-                feature: "pprof".to_owned(),
-                attached: Some(attach.url.clone()),
-            },
-            attach: Some(attach),
-            top: self.top,
-            all_functions: self.all_functions,
-            raw_leaves: self.raw_leaves,
-            check_calibration: self.check_calibration,
-            dir: results.join(&name),
-            name,
-            started,
-        })
+        let settings = Settings {
+            duration_s: Some(attach.seconds as f64),
+            iterations: None,
+            concurrency: 0,
+            discard_spans: false,
+            rate: None,
+            mix: "attached".to_owned(),
+            sampling_rate: None,
+            transforms: None,
+            hz: None,
+            build_profile: "unknown (attached)".to_owned(),
+            feature: "pprof".to_owned(),
+            attached: Some(attach.url.clone()),
+        };
+        self.request(root, "attach", Mode::Cpu, settings, Some(attach))
     }
 }
 

@@ -87,25 +87,41 @@ impl ProfileArgs {
             }
             None => None,
         };
+        let settings = Settings {
+            duration_s: duration.map(|d| d.as_secs_f64()),
+            iterations,
+            concurrency,
+            rate: self.rate,
+            discard_spans: self.discard_spans,
+            mix: absolute_mix(&self.mix)?,
+            sampling_rate: Some(self.sampling_rate),
+            transforms,
+            hz: (mode == Mode::Cpu).then_some(self.hz),
+            build_profile: "profiling".to_owned(),
+            feature: mode.feature().to_owned(),
+            attached: None,
+        };
+        self.request(root, mode.name(), mode, settings, None)
+    }
+}
+
+impl ProfileArgs {
+    /// The request for a run of `mode` with `settings`, named `label-YYYYmmdd-HHMMSS` or `--save`, with the report
+    /// options of these flags. Called last, once everything else is checked, so a refused run leaves no name taken.
+    pub(crate) fn request(
+        self,
+        root: &Path,
+        label: &str,
+        mode: Mode,
+        settings: Settings,
+        attach: Option<Attach>,
+    ) -> anyhow::Result<ProfileRequest> {
         let results = root.join("results");
-        let (name, started) = new_run(&results, self.save, mode.name())?;
+        let (name, started) = new_run(&results, self.save, label)?;
         Ok(ProfileRequest {
             mode,
-            attach: None,
-            settings: Settings {
-                duration_s: duration.map(|d| d.as_secs_f64()),
-                iterations,
-                concurrency,
-                rate: self.rate,
-                discard_spans: self.discard_spans,
-                mix: absolute_mix(&self.mix)?,
-                sampling_rate: Some(self.sampling_rate),
-                transforms,
-                hz: (mode == Mode::Cpu).then_some(self.hz),
-                build_profile: "profiling".to_owned(),
-                feature: mode.feature().to_owned(),
-                attached: None,
-            },
+            attach,
+            settings,
             top: self.top,
             all_functions: self.all_functions,
             raw_leaves: self.raw_leaves,
