@@ -45,8 +45,8 @@
 //! - `tls` (default): HTTPS for the API sink (rustls, with the platform's certificate verifier). Without it, only an
 //!   `http://` `tusk_api.url` works and `init()` rejects an `https://` one.
 //! - `pprof-endpoint` (off): the `pprof_endpoint` module, a loopback-only `/debug/pprof/profile?seconds=N` router
-//!   that any axum app can mount; it answers a CPU profile of the process (pprof protobuf, or folded stacks). It
-//!   pulls pprof-rs.
+//!   that any axum app can mount; it answers a CPU profile of the process (pprof protobuf, or folded stacks), sampled
+//!   by one CPU-time timer per thread. It pulls pprof-rs, and is Linux only (per-thread CPU clocks).
 #![deny(missing_docs)]
 
 #[doc(hidden)]
@@ -62,7 +62,7 @@ pub mod export;
 mod gates;
 mod ids;
 pub mod json;
-#[cfg(feature = "pprof-endpoint")]
+#[cfg(all(feature = "pprof-endpoint", target_os = "linux"))]
 pub mod pprof_endpoint;
 mod processor;
 mod record;

@@ -116,6 +116,7 @@ impl Window {
             "wall_seconds": self.facts["wall_seconds"],
             "url": attach.url,
             "sdk": self.facts["sdk"],
+            "threads": self.facts["threads"],
         })
     }
 }

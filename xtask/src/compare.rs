@@ -1025,7 +1025,11 @@ mod tests {
             },
         );
         let mut s = summary(name, Mode::Cpu, requests);
-        s.cpu = Some(CpuSummary { headline, profile });
+        s.cpu = Some(CpuSummary {
+            headline,
+            profile,
+            threads: None,
+        });
         s
     }
 

@@ -23,7 +23,8 @@ use crate::collect::{self, App};
 use crate::flags::{Mode, ProfileArgs, ProfileMode};
 use crate::parse::chrome::Timeline;
 use crate::parse::dhat::HeapProfile;
-use crate::parse::folded::{CpuHeadline, CpuOptions, CpuProfile, CpuRun, CpuScale, CumulativeView};
+use crate::parse::folded::{CpuHeadline, CpuOptions, CpuProfile, CpuRun, CpuScale, CumulativeView, EXPORTER_THREAD};
+use crate::parse::threads::{THREAD_SHARE_TOLERANCE_POINTS, ThreadClock, ThreadTable};
 use crate::render::html::Section;
 use crate::render::tables::{self, MemRanking};
 use crate::summary::{
@@ -424,6 +425,9 @@ impl ProfileRequest {
             requests: pprof["requests"].as_u64().context("pprof.json has no requests")?,
         };
         let headline = CpuHeadline::new(&profile, &cpu_run);
+        let clocks: Option<Vec<ThreadClock>> = serde_json::from_value(pprof["threads"].clone())
+            .context("pprof.json: `threads` is not a list of {tid, name, cpu_seconds, unarmed_seconds}")?;
+        let threads = clocks.map(|clocks| ThreadTable::new(&clocks, &profile, cpu_run.hz));
         let scale = CpuScale::new(cpu_run.cpu_seconds, profile.total_samples, cpu_run.requests);
         let view = if self.all_functions {
             CumulativeView::All
@@ -449,6 +453,36 @@ impl ProfileRequest {
         crate::render::flamegraph::write(&folded, &title, &subtitle, &svg)?;
 
         let mut headline_text = tables::cpu_headline(&headline);
+        match &threads {
+            Some(threads) => {
+                if let Some(exporter) = threads.row(EXPORTER_THREAD) {
+                    headline_text.push_str(&format!(
+                        "               ({} of CPU by the export thread's own clock)\n",
+                        tables::percent(exporter.cpu_share)
+                    ));
+                }
+                for row in threads.off() {
+                    headline_text.push_str(&format!(
+                        "warning        thread {} has {} of the samples but {} of the CPU by its own clock ({:+.1} \
+                         points, more than ±{THREAD_SHARE_TOLERANCE_POINTS}): the profile misattributes CPU between \
+                         threads\n",
+                        row.name,
+                        tables::percent(row.sample_share),
+                        tables::percent(row.cpu_share),
+                        row.gap_points()
+                    ));
+                }
+                headline_text.push_str(&format!(
+                    "\nthreads (CPU by each thread's own clock, {} s in all, beside its samples)\n{}\n",
+                    tables::fixed(threads.cpu_seconds, 2),
+                    tables::thread_table(threads)
+                ));
+            }
+            None => headline_text.push_str(
+                "threads        no per-thread clocks in pprof.json (an app whose sampler does not report them): the \
+                 split between threads is unchecked\n",
+            ),
+        }
         if profile.total_samples < MIN_SAMPLES {
             let remedy = if s.attached.is_some() {
                 "attach for longer (--seconds) or while the app is busier"
@@ -515,7 +549,11 @@ impl ProfileRequest {
                 text: tables::self_table(&profile, self.top, &scale).to_string(),
             },
         ];
-        summary.cpu = Some(CpuSummary { headline, profile });
+        summary.cpu = Some(CpuSummary {
+            headline,
+            profile,
+            threads,
+        });
         let failed_check = match (self.check_calibration, calibration) {
             (false, _) => None,
             (true, Some(c)) if c.holds() => None,

@@ -10,6 +10,7 @@ use crate::flags::Mode;
 use crate::parse::chrome::Timeline;
 use crate::parse::dhat::HeapProfile;
 use crate::parse::folded::{CpuHeadline, CpuProfile};
+use crate::parse::threads::ThreadTable;
 
 /// The version of the `summary.json` layout.
 pub const SUMMARY_VERSION: u32 = 1;
@@ -98,6 +99,10 @@ pub struct CpuSummary {
     /// Samples, CPU seconds, capture ratio, the SDK's share and µs per request (see `parse::folded`).
     pub headline: CpuHeadline,
     pub profile: CpuProfile,
+    /// Each thread group's CPU by its own clocks beside its samples; absent when the app's sampler reported no
+    /// clocks (older runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<ThreadTable>,
 }
 
 /// A mem run's totals and sites.

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use axum::Router;
-use drift_sdk::pprof_endpoint::{ProfileEndpoint, folded, samples};
+use drift_sdk::pprof_endpoint::{CpuSampler, ProfileEndpoint, ThreadCpu, folded, samples};
+use pprof::Report;
 use pprof::protos::Message;
-use pprof::{ProfilerGuard, ProfilerGuardBuilder, Report};
 use serde_json::{Value, json};
 
 use super::{RunFacts, cpu_seconds, write_json};
@@ -23,10 +23,9 @@ pub const PROTOBUF_FILE: &str = "cpu.pb";
 /// Frequency, samples, CPU seconds and requests of the whole run.
 pub const SUMMARY_FILE: &str = "pprof.json";
 
-/// The whole-run profiler.
+/// The whole-run profiler: drift-sdk's sampler, one CPU-time timer per thread.
 pub(super) struct WholeRun {
-    guard: ProfilerGuard<'static>,
-    hz: i32,
+    sampler: CpuSampler,
 }
 
 /// What [`WholeRun::finish`] wrote.
@@ -37,28 +36,28 @@ pub(super) struct Written {
 
 impl WholeRun {
     pub(super) fn start(hz: i32) -> anyhow::Result<WholeRun> {
-        let guard = ProfilerGuardBuilder::default()
-            .frequency(hz)
-            .build()
-            .context("starting the CPU profiler")?;
-        Ok(WholeRun { guard, hz })
+        let sampler = CpuSampler::start(hz).context("starting the CPU profiler")?;
+        Ok(WholeRun { sampler })
     }
 
     /// Stops sampling and writes the folded stacks, the protobuf and `pprof.json`.
     pub(super) fn finish(self, dir: &Path, facts: &RunFacts) -> anyhow::Result<Written> {
         // CPU time of the sampled run, before building the report (symbolisation is the profiler's own cost).
         let cpu_seconds = cpu_seconds();
-        let report = self.guard.report().build().context("building the CPU profile")?;
-        drop(self.guard);
+        let hz = self.sampler.hz();
+        let profile = self.sampler.finish().context("building the CPU profile")?;
+        let report = profile.report;
         let folded_path = dir.join(FOLDED_FILE);
         std::fs::write(&folded_path, folded(&report)).with_context(|| format!("writing {}", folded_path.display()))?;
         let pb_path = dir.join(PROTOBUF_FILE);
         std::fs::write(&pb_path, protobuf(&report)?).with_context(|| format!("writing {}", pb_path.display()))?;
         let summary = json!({
-            "frequency": self.hz,
+            "frequency": hz,
             "samples": samples(&report),
             "cpu_seconds": cpu_seconds,
             "requests": facts.requests,
+            "sampler": "per-thread CPU-time timers",
+            "threads": threads_json(&profile.threads),
         });
         let summary_path = dir.join(SUMMARY_FILE);
         write_json(&summary_path, &summary)?;
@@ -67,6 +66,21 @@ impl WholeRun {
             summary,
         })
     }
+}
+
+/// Each thread's CPU time by its own clock, as the endpoint's facts line carries it.
+fn threads_json(threads: &[ThreadCpu]) -> Value {
+    threads
+        .iter()
+        .map(|t| {
+            json!({
+                "tid": t.tid,
+                "name": t.name,
+                "cpu_seconds": t.cpu_seconds,
+                "unarmed_seconds": t.unarmed_seconds,
+            })
+        })
+        .collect()
 }
 
 fn protobuf(report: &Report) -> anyhow::Result<Vec<u8>> {

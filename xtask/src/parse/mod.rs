@@ -5,5 +5,6 @@ pub mod dhat;
 mod error;
 pub mod folded;
 pub mod names;
+pub mod threads;
 
 pub use error::{ParseError, ParseErrorKind};

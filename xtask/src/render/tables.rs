@@ -13,6 +13,7 @@ use comfy_table::{CellAlignment, ContentArrangement, Table};
 use crate::parse::chrome::Timeline;
 use crate::parse::dhat::HeapProfile;
 use crate::parse::folded::{CpuHeadline, CpuProfile, CpuScale, CumulativeView, FunctionCost, LOW_CAPTURE_RATIO};
+use crate::parse::threads::{THREAD_SHARE_TOLERANCE_POINTS, ThreadTable};
 
 /// Function names are shortened to at most this many characters.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -131,6 +132,45 @@ pub fn cpu_headline(h: &CpuHeadline) -> String {
     );
     line("export thread", format!("{} of samples", percent(h.exporter_share)));
     out
+}
+
+/// Each thread group's CPU by its own clocks beside its samples (see `parse::threads`); a gap beyond the tolerance
+/// is marked `OFF`.
+pub fn thread_table(threads: &ThreadTable) -> Table {
+    let mut t = table(
+        &[
+            "thread",
+            "n",
+            "CPU s (own clock)",
+            "CPU %",
+            "samples",
+            "samples %",
+            "gap (points)",
+            "capture",
+        ],
+        &[1, 2, 3, 4, 5, 6, 7],
+    );
+    for r in &threads.rows {
+        let gap = r.gap_points();
+        t.add_row(vec![
+            r.name.clone(),
+            thousands(r.threads),
+            fixed(r.cpu_seconds, 3),
+            percent(r.cpu_share),
+            thousands(r.samples),
+            percent(r.sample_share),
+            format!(
+                "{gap:+.1}{}",
+                if gap.abs() > THREAD_SHARE_TOLERANCE_POINTS {
+                    " OFF"
+                } else {
+                    ""
+                }
+            ),
+            r.capture.map_or_else(|| "-".into(), percent),
+        ]);
+    }
+    t
 }
 
 // ---------------------------------------------------------------------------------------------------------- mem

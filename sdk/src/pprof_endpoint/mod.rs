@@ -65,12 +65,16 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use pprof::Report;
 use pprof::protos::Message;
-use pprof::{ProfilerGuardBuilder, Report};
 
 use crate::Drift;
 use crate::error::{Error, Result};
 use crate::stats::{Counters, Stats};
+
+mod sampler;
+
+pub use sampler::{CpuProfile, CpuSampler, PPROF_DISARMED_FREQUENCY, SAMPLER_THREAD, SCAN_INTERVAL, SamplerError, ThreadCpu};
 
 /// Where the router serves the endpoint (Go's `net/http/pprof` path).
 pub const PATH: &str = "/debug/pprof/profile";
@@ -345,7 +349,7 @@ struct Window {
 }
 
 /// What the window measured, beside its stacks.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 struct Facts {
     frequency: i32,
     seconds: u64,
@@ -355,6 +359,8 @@ struct Facts {
     requests: Option<u64>,
     /// The SDK's counters at the start and the end of the window.
     sdk: Option<(Stats, Stats)>,
+    /// Every thread's CPU time over the window, by its own clock.
+    threads: Vec<ThreadCpu>,
 }
 
 impl Facts {
@@ -376,11 +382,34 @@ impl Facts {
                 a.failed.saturating_sub(b.failed),
             ),
         };
+        let threads = threads_json(&self.threads);
         format!(
-            r#"{{"format":"folded","frequency":{},"seconds":{},"wall_seconds":{:.6},"samples":{},"cpu_seconds":{cpu},"requests":{requests}{sdk}}}"#,
+            r#"{{"format":"folded","frequency":{},"seconds":{},"wall_seconds":{:.6},"samples":{},"cpu_seconds":{cpu},"requests":{requests}{sdk},"threads":{threads}}}"#,
             self.frequency, self.seconds, self.wall_seconds, self.samples
         )
     }
+}
+
+/// Threads as a JSON array: `[{"tid":…,"name":"…","cpu_seconds":…,"unarmed_seconds":…}, …]`, the form
+/// `pprof.json`'s `threads` takes too.
+pub fn threads_json(threads: &[ThreadCpu]) -> String {
+    let mut out = Vec::from(b"[" as &[u8]);
+    for (i, t) in threads.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(format!(r#"{{"tid":{},"name":"#, t.tid).as_bytes());
+        crate::json::write_string_ascii(&t.name, &mut out);
+        out.extend_from_slice(
+            format!(
+                r#","cpu_seconds":{:.6},"unarmed_seconds":{:.6}}}"#,
+                t.cpu_seconds, t.unarmed_seconds
+            )
+            .as_bytes(),
+        );
+    }
+    out.push(b']');
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Window {
@@ -425,19 +454,13 @@ fn profile(endpoint: &ProfileEndpoint, ask: Ask, client_gone: &mpsc::Receiver<()
     let hz = endpoint.hz;
     let requests = endpoint.requests.as_deref();
     let sdk = || endpoint.sdk.as_ref().map(|c| c.snapshot());
-    let guard = ProfilerGuardBuilder::default()
-        .frequency(hz)
-        .build()
-        .map_err(|e| match e {
-            pprof::Error::Running => Refusal(
-                StatusCode::CONFLICT,
-                "another CPU profiler is running in this process (one per process)".into(),
-            ),
-            e => Refusal(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("starting the CPU profiler: {e}"),
-            ),
-        })?;
+    let sampler = CpuSampler::start(hz).map_err(|e| match e {
+        SamplerError::Running => Refusal(StatusCode::CONFLICT, e.to_string()),
+        e => Refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("starting the CPU profiler: {e}"),
+        ),
+    })?;
     let (started, cpu_before, requests_before, sdk_before) =
         (Instant::now(), process_cpu_seconds(), requests.map(|f| f()), sdk());
     match client_gone.recv_timeout(Duration::from_secs(ask.seconds)) {
@@ -447,20 +470,19 @@ fn profile(endpoint: &ProfileEndpoint, ask: Ask, client_gone: &mpsc::Receiver<()
             return Err(Refusal(StatusCode::REQUEST_TIMEOUT, "the client went away".into()));
         }
     }
-    // The window ends here: building the report holds pprof's lock, so the samples stop too.
+    // The window ends here: the timers are disarmed first, then the report is built.
     let facts_at_end = (
         started.elapsed().as_secs_f64(),
         process_cpu_seconds(),
         requests.map(|f| f()),
         sdk(),
     );
-    let report = guard.report().build().map_err(|e| {
+    let CpuProfile { report, threads, .. } = sampler.finish().map_err(|e| {
         Refusal(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("building the CPU profile: {e}"),
         )
     })?;
-    drop(guard);
     let (wall_seconds, cpu_after, requests_after, sdk_after) = facts_at_end;
     let facts = Facts {
         frequency: hz,
@@ -470,6 +492,7 @@ fn profile(endpoint: &ProfileEndpoint, ask: Ask, client_gone: &mpsc::Receiver<()
         cpu_seconds: cpu_before.zip(cpu_after).map(|(b, a)| (a - b).max(0.0)),
         requests: requests_before.zip(requests_after).map(|(b, a)| a.saturating_sub(b)),
         sdk: sdk_before.zip(sdk_after),
+        threads,
     };
     let body = match ask.format {
         Format::Pprof => protobuf(&report)?,
@@ -598,7 +621,7 @@ fn process_cpu_seconds() -> Option<f64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::net::IpAddr;
 
     use axum::body::Body;
@@ -686,14 +709,29 @@ mod tests {
             cpu_seconds: Some(1.875),
             requests: Some(4000),
             sdk: None,
+            threads: vec![
+                ThreadCpu {
+                    tid: 41,
+                    name: "drift-exporter".into(),
+                    cpu_seconds: 1.25,
+                    unarmed_seconds: 0.0,
+                },
+                ThreadCpu {
+                    tid: 42,
+                    name: "odd \"name\"\u{e9}".into(),
+                    cpu_seconds: 0.5,
+                    unarmed_seconds: 0.001,
+                },
+            ],
         };
         assert_eq!(
             facts.json_line(),
-            r#"{"format":"folded","frequency":99,"seconds":2,"wall_seconds":2.000400,"samples":180,"cpu_seconds":1.875000,"requests":4000}"#
+            r#"{"format":"folded","frequency":99,"seconds":2,"wall_seconds":2.000400,"samples":180,"cpu_seconds":1.875000,"requests":4000,"threads":[{"tid":41,"name":"drift-exporter","cpu_seconds":1.250000,"unarmed_seconds":0.000000},{"tid":42,"name":"odd \"name\"\u00e9","cpu_seconds":0.500000,"unarmed_seconds":0.001000}]}"#
         );
         facts.cpu_seconds = None;
         facts.requests = None;
-        assert!(facts.json_line().ends_with(r#""cpu_seconds":null,"requests":null}"#));
+        facts.threads.clear();
+        assert!(facts.json_line().ends_with(r#""cpu_seconds":null,"requests":null,"threads":[]}"#));
         let at = |n: u64| Stats {
             recorded: 10 * n,
             sampled_out: n,
@@ -706,7 +744,7 @@ mod tests {
         facts.sdk = Some((at(1), at(3)));
         assert!(
             facts.json_line().ends_with(
-                r#""requests":null,"sdk":{"recorded":20,"sampled_out":2,"dropped":6,"blocked":0,"exported":18,"failed":0}}"#
+                r#""requests":null,"sdk":{"recorded":20,"sampled_out":2,"dropped":6,"blocked":0,"exported":18,"failed":0},"threads":[]}"#
             ),
             "the window's counts: {}",
             facts.json_line()
@@ -752,9 +790,12 @@ mod tests {
         }
     }
 
-    /// The only test here that runs pprof: its profiler is process-wide, so two such tests would refuse each other.
+    /// Held by every test that runs pprof: its profiler is process-wide, so two such tests would refuse each other.
+    pub(in crate::pprof_endpoint) static PPROF: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_window_answers_folded_stacks_and_a_second_one_meanwhile_is_refused() {
+        let _one_profiler = PPROF.lock().unwrap_or_else(|e| e.into_inner());
         let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = served.clone();
         let drift = Drift::builder()
