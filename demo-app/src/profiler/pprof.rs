@@ -1,16 +1,12 @@
-//! The `pprof` build: pprof-rs samples the whole run, or `/debug/pprof/profile?seconds=N` (drift-sdk's
-//! `pprof_endpoint`) samples windows on demand.
-//!
-//! pprof's default unwinder and no blocklist: a blocklist drops the samples it matches rather than re-attributing
-//! them, and the other unwinders deadlock or lose the leaf frame (profiling-notes.md).
+//! The `pprof` build: drift-sdk's `CpuSampler` (one CPU-time timer per thread, backtrace-rs's unwinder) samples the
+//! whole run, or `/debug/pprof/profile?seconds=N` (drift-sdk's `pprof_endpoint`) samples windows on demand. Both
+//! write the same files: folded stacks, the pprof protobuf, and each thread's CPU time by its own clock.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use axum::Router;
-use drift_sdk::pprof_endpoint::{CpuSampler, ProfileEndpoint, ThreadCpu, folded, samples};
-use pprof::Report;
-use pprof::protos::Message;
+use drift_sdk::pprof_endpoint::{CpuSampler, ProfileEndpoint, ThreadCpu};
 use serde_json::{Value, json};
 
 use super::{RunFacts, cpu_seconds, write_json};
@@ -46,14 +42,17 @@ impl WholeRun {
         let cpu_seconds = cpu_seconds();
         let hz = self.sampler.hz();
         let profile = self.sampler.finish().context("building the CPU profile")?;
-        let report = profile.report;
         let folded_path = dir.join(FOLDED_FILE);
-        std::fs::write(&folded_path, folded(&report)).with_context(|| format!("writing {}", folded_path.display()))?;
+        std::fs::write(&folded_path, profile.folded()).with_context(|| format!("writing {}", folded_path.display()))?;
         let pb_path = dir.join(PROTOBUF_FILE);
-        std::fs::write(&pb_path, protobuf(&report)?).with_context(|| format!("writing {}", pb_path.display()))?;
+        std::fs::write(&pb_path, profile.protobuf()).with_context(|| format!("writing {}", pb_path.display()))?;
         let summary = json!({
             "frequency": hz,
-            "samples": samples(&report),
+            "samples": profile.samples(),
+            "signals": profile.signals,
+            "overrun_periods": profile.overrun_periods,
+            "dropped_samples": profile.dropped_samples,
+            "leaf_only_samples": profile.leaf_only_samples,
             "cpu_seconds": cpu_seconds,
             "requests": facts.requests,
             "sampler": "per-thread CPU-time timers",
@@ -81,13 +80,6 @@ fn threads_json(threads: &[ThreadCpu]) -> Value {
             })
         })
         .collect()
-}
-
-fn protobuf(report: &Report) -> anyhow::Result<Vec<u8>> {
-    let profile = report.pprof().context("converting the CPU profile to pprof")?;
-    let mut buf = Vec::with_capacity(profile.encoded_len());
-    profile.encode(&mut buf).context("encoding the pprof protobuf")?;
-    Ok(buf)
 }
 
 /// drift-sdk's `/debug/pprof/profile` router at `hz`, counting the instrumented routes' requests and reporting

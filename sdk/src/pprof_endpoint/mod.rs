@@ -54,7 +54,6 @@
 //! The endpoint keeps no global state of its own (pprof-rs's profiler is process-wide: hence the 409), never
 //! panics into its host, and stops profiling early when the client goes away.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -65,16 +64,17 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use pprof::Report;
-use pprof::protos::Message;
 
 use crate::Drift;
 use crate::error::{Error, Result};
 use crate::stats::{Counters, Stats};
 
+mod proto;
 mod sampler;
+mod signal;
+mod symbols;
 
-pub use sampler::{CpuProfile, CpuSampler, PPROF_DISARMED_FREQUENCY, SAMPLER_THREAD, SCAN_INTERVAL, SamplerError, ThreadCpu};
+pub use sampler::{CpuProfile, CpuSampler, SAMPLER_THREAD, SCAN_INTERVAL, SamplerError, ThreadCpu};
 
 /// Where the router serves the endpoint (Go's `net/http/pprof` path).
 pub const PATH: &str = "/debug/pprof/profile";
@@ -477,7 +477,7 @@ fn profile(endpoint: &ProfileEndpoint, ask: Ask, client_gone: &mpsc::Receiver<()
         requests.map(|f| f()),
         sdk(),
     );
-    let CpuProfile { report, threads, .. } = sampler.finish().map_err(|e| {
+    let profile = sampler.finish().map_err(|e| {
         Refusal(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("building the CPU profile: {e}"),
@@ -488,73 +488,22 @@ fn profile(endpoint: &ProfileEndpoint, ask: Ask, client_gone: &mpsc::Receiver<()
         frequency: hz,
         seconds: ask.seconds,
         wall_seconds,
-        samples: samples(&report),
+        samples: profile.samples(),
         cpu_seconds: cpu_before.zip(cpu_after).map(|(b, a)| (a - b).max(0.0)),
         requests: requests_before.zip(requests_after).map(|(b, a)| a.saturating_sub(b)),
         sdk: sdk_before.zip(sdk_after),
-        threads,
+        threads: profile.threads.clone(),
     };
     let body = match ask.format {
-        Format::Pprof => protobuf(&report)?,
+        Format::Pprof => profile.protobuf(),
         Format::Folded => {
             let mut text = facts.json_line();
             text.push('\n');
-            text.push_str(&folded(&report));
+            text.push_str(&profile.folded());
             text.into_bytes()
         }
     };
     Ok(Window { facts, body })
-}
-
-fn protobuf(report: &Report) -> Result<Vec<u8>, Refusal> {
-    let profile = report.pprof().map_err(|e| {
-        Refusal(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("converting the CPU profile to pprof: {e}"),
-        )
-    })?;
-    let mut buf = Vec::with_capacity(profile.encoded_len());
-    profile.encode(&mut buf).map_err(|e| {
-        Refusal(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding the pprof protobuf: {e}"),
-        )
-    })?;
-    Ok(buf)
-}
-
-/// Total samples in a report. One stack can appear under several keys (the key holds the thread and time), so
-/// everything is summed.
-pub fn samples(report: &Report) -> u64 {
-    report.data.values().map(|&n| n.max(0) as u64).sum()
-}
-
-/// A report as folded stacks: `thread;root;…;leaf COUNT`, one line per distinct stack, sorted, each ending in a
-/// newline.
-///
-/// pprof stores frames leaf first and, inside a frame, inlined symbols innermost first: both are reversed. `;` in a
-/// name (array types such as `[u8; 8]`) becomes `,`, and line breaks become spaces.
-pub fn folded(report: &Report) -> String {
-    let mut stacks: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-    for (frames, &count) in &report.data {
-        let mut line = sanitise(&frames.thread_name_or_id());
-        for frame in frames.frames.iter().rev() {
-            for symbol in frame.iter().rev() {
-                line.push(';');
-                line.push_str(&sanitise(&symbol.name()));
-            }
-        }
-        *stacks.entry(line).or_default() += count.max(0) as u64;
-    }
-    let mut out = String::new();
-    for (stack, count) in stacks {
-        let _ = writeln!(out, "{stack} {count}");
-    }
-    out
-}
-
-fn sanitise(name: &str) -> String {
-    name.replace(';', ",").replace(['\n', '\r'], " ")
 }
 
 /// Loopback, including an IPv4 loopback client of an IPv6 socket (`::ffff:127.0.0.1`).
@@ -731,7 +680,11 @@ pub(super) mod tests {
         facts.cpu_seconds = None;
         facts.requests = None;
         facts.threads.clear();
-        assert!(facts.json_line().ends_with(r#""cpu_seconds":null,"requests":null,"threads":[]}"#));
+        assert!(
+            facts
+                .json_line()
+                .ends_with(r#""cpu_seconds":null,"requests":null,"threads":[]}"#)
+        );
         let at = |n: u64| Stats {
             recorded: 10 * n,
             sampled_out: n,
@@ -749,11 +702,6 @@ pub(super) mod tests {
             "the window's counts: {}",
             facts.json_line()
         );
-    }
-
-    #[test]
-    fn names_lose_separators() {
-        assert_eq!(sanitise("f<[u8; 8]>\n"), "f<[u8, 8]> ");
     }
 
     /// One request through the router, from `peer` (none: served without `ConnectInfo`).
@@ -794,6 +742,10 @@ pub(super) mod tests {
     pub(in crate::pprof_endpoint) static PPROF: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[expect(
+        clippy::await_holding_lock,
+        reason = "the lock stands for the process's one profiler, held for the whole test"
+    )]
     async fn a_window_answers_folded_stacks_and_a_second_one_meanwhile_is_refused() {
         let _one_profiler = PPROF.lock().unwrap_or_else(|e| e.into_inner());
         let served = Arc::new(std::sync::atomic::AtomicU64::new(0));

@@ -62,7 +62,7 @@ impl ThreadRow {
     }
 }
 
-/// Every thread group, most CPU first (ties by name).
+/// Every thread group, most CPU first (then most samples, then by name).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThreadTable {
     pub rows: Vec<ThreadRow>,
@@ -159,8 +159,14 @@ mod tests {
         let names: Vec<&str> = table.rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(
             names,
-            ["drift-exporter", "tokio-runtime-worker", "drift-sampler", "idle", "main"],
-            "most CPU first; a name with samples and no clock (main) still has a row"
+            [
+                "drift-exporter",
+                "tokio-runtime-worker",
+                "drift-sampler",
+                "main",
+                "idle"
+            ],
+            "most CPU first, then most samples; a name with samples and no clock (main) still has a row"
         );
         let exporter = table.row("drift-exporter").unwrap();
         assert!((exporter.cpu_share - 6.0 / 11.02).abs() < 1e-9);
