@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long, env = "WORKLOAD_URL", value_parser = parse_target)]
     pub url: Target,
 
-    /// What to send: a named mix (seed, realistic, transforms, outbound, compute, io, calibrate), a list of
+    /// What to send: a named mix (seed, realistic, transforms, outbound, compute, io, calibrate, calibrate-threads), a list of
     /// `[METHOD ]/path=weight` pairs ("/api/simple=3,POST /api/echo=1"), or @file.json.
     #[arg(long, default_value = "seed", value_parser = parse_mix)]
     pub mix: Mix,

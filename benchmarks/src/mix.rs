@@ -27,6 +27,7 @@ pub const NAMED_MIXES: &[&str] = &[
     "compute",
     "io",
     "calibrate",
+    "calibrate-threads",
 ];
 
 /// The longest schedule (sum of weights) a mix may have.
@@ -106,6 +107,7 @@ pub const CATALOGUE: &[CatalogueEntry] = &[
     endpoint("POST", "/api/typical-write", Some(r#"{"name":"item-{i}"}"#)),
     endpoint("POST", "/api/outbound", Some(r#"{"userId":"user-{i}"}"#)),
     endpoint("GET", "/api/calibrate", None),
+    endpoint("GET", "/api/calibrate-syscalls", None),
 ];
 
 /// The login body of the seed's transform benchmark (§15.3), which differs from the profiling mix's.
@@ -255,6 +257,8 @@ impl Mix {
             "compute" => vec![catalogue("/api/compute-hash")],
             "io" => vec![catalogue("/api/io-bound")],
             "calibrate" => vec![catalogue("/api/calibrate")],
+            // User-space work on the request threads, system calls on the app's calib-syscalls thread.
+            "calibrate-threads" => vec![catalogue("/api/calibrate"), catalogue("/api/calibrate-syscalls")],
             _ => return None,
         };
         let entries = entries.into_iter().collect::<anyhow::Result<Vec<_>>>().ok()?;

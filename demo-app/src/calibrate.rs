@@ -1,14 +1,24 @@
-//! `/api/calibrate`: known CPU work for the profiler's truth test.
+//! `/api/calibrate` and `/api/calibrate-syscalls`: known CPU work for the profiler's truth tests.
 //!
-//! The work is split between three functions that are never inlined — [`calibrate_sixty`], [`calibrate_thirty`] and
-//! [`calibrate_ten`] — in a fixed ratio (60 / 30 / 10 by default). Each runs the same loop body a number of times
-//! proportional to its share, so a correct CPU profile shows their self times in that ratio.
+//! - `/api/calibrate` splits its work between three functions that are never inlined — [`calibrate_sixty`],
+//!   [`calibrate_thirty`] and [`calibrate_ten`] — in a fixed ratio (60 / 30 / 10 by default), on the request's
+//!   thread. Each runs the same loop body a number of times proportional to its share, so a correct CPU profile
+//!   shows their self times in that ratio. Query: `units` (default [`DEFAULT_UNITS`], at most [`MAX_UNITS`]) is the
+//!   total work in steps of [`STEP_ITERATIONS`] loop iterations; `ratio=a,b,c` (default `60,30,10`) are the three
+//!   shares in percent, which must add up to 100.
+//! - `/api/calibrate-syscalls` hands `units` (default [`DEFAULT_SYSCALL_UNITS`]) rounds of system calls — create a
+//!   small file, write 2.5 KB, close it, unlink it, as the SDK's export thread does for a trace — to one thread of
+//!   its own, [`SYSCALL_THREAD`], running [`calibrate_syscalls`], and answers when they are done. The request thread
+//!   waits off-CPU meanwhile. A profiler that routes its samples by anything but each thread's own CPU time (a
+//!   process-wide `setitimer`) gets this split wrong.
 //!
-//! Query: `units` (default [`DEFAULT_UNITS`], at most [`MAX_UNITS`]) is the total work in steps of
-//! [`STEP_ITERATIONS`] loop iterations; `ratio=a,b,c` (default `60,30,10`) are the three shares in percent, which must
-//! add up to 100.
+//! Every call of the four functions is timed with its thread's own CPU clock ([`CalibrationClocks`]): `run.json`
+//! reports each function's CPU seconds, the truth its share of the samples is checked against.
 
-use axum::extract::RawQuery;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing::get};
@@ -18,6 +28,14 @@ use crate::state::AppState;
 
 /// Default total work, in steps: about 5 ms of CPU in a release build here (2.5 ns an iteration).
 pub const DEFAULT_UNITS: u64 = 100;
+/// Default rounds of `/api/calibrate-syscalls`: a few ms of CPU, most of it in the kernel.
+pub const DEFAULT_SYSCALL_UNITS: u64 = 100;
+/// Largest `units` of `/api/calibrate-syscalls`.
+pub const MAX_SYSCALL_UNITS: u64 = 10_000;
+/// The thread that runs [`calibrate_syscalls`].
+pub const SYSCALL_THREAD: &str = "calib-syscalls";
+/// Bytes each round of [`calibrate_syscalls`] writes: about a seed trace line.
+pub const SYSCALL_WRITE_BYTES: usize = 2500;
 /// Largest `units` accepted, so one request cannot hold a core for long.
 pub const MAX_UNITS: u64 = 100_000;
 /// Loop iterations per step.
@@ -26,20 +44,162 @@ pub const STEP_ITERATIONS: u64 = 200;
 pub const DEFAULT_RATIO: [u64; 3] = [60, 30, 10];
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/api/calibrate", get(calibrate))
+    Router::new()
+        .route("/api/calibrate", get(calibrate))
+        .route("/api/calibrate-syscalls", get(calibrate_syscalls_endpoint))
 }
 
-async fn calibrate(RawQuery(query): RawQuery) -> Response {
+/// CPU nanoseconds each calibration function has run so far, by its thread's own clock. Shared by the handlers and
+/// the run's report; the syscall thread is started on first use.
+#[derive(Debug, Default)]
+pub struct CalibrationClocks {
+    sixty: AtomicU64,
+    thirty: AtomicU64,
+    ten: AtomicU64,
+    syscalls: AtomicU64,
+    worker: OnceLock<Result<SyscallWorker, String>>,
+}
+
+impl CalibrationClocks {
+    /// Each calibration function that ran, with its CPU seconds: `(full name, seconds)`.
+    pub fn seconds(&self) -> Vec<(&'static str, f64)> {
+        [
+            ("demo_app::calibrate::calibrate_sixty", &self.sixty),
+            ("demo_app::calibrate::calibrate_thirty", &self.thirty),
+            ("demo_app::calibrate::calibrate_ten", &self.ten),
+            ("demo_app::calibrate::calibrate_syscalls", &self.syscalls),
+        ]
+        .into_iter()
+        .map(|(name, ns)| (name, ns.load(Ordering::Relaxed) as f64 / 1e9))
+        .filter(|&(_, s)| s > 0.0)
+        .collect()
+    }
+
+    fn worker(self: &Arc<Self>) -> Result<&SyscallWorker, String> {
+        self.worker
+            .get_or_init(|| SyscallWorker::start(self.clone()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// This thread's CPU time so far, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map_or(0, |t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+}
+
+/// Runs `f`, adding the CPU time it took on this thread to `clock`.
+fn timed<T>(clock: &AtomicU64, f: impl FnOnce() -> T) -> T {
+    let started = thread_cpu_ns();
+    let out = f();
+    clock.fetch_add(thread_cpu_ns().saturating_sub(started), Ordering::Relaxed);
+    out
+}
+
+async fn calibrate(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
     match parse_query(query.as_deref().unwrap_or("")) {
         Ok((units, ratio)) => {
             let steps = ratio.map(|share| units * share);
-            let checksum = calibrate_sixty(steps[0] * STEP_ITERATIONS)
-                ^ calibrate_thirty(steps[1] * STEP_ITERATIONS)
-                ^ calibrate_ten(steps[2] * STEP_ITERATIONS);
+            let clocks = &state.calibration;
+            let checksum = timed(&clocks.sixty, || calibrate_sixty(steps[0] * STEP_ITERATIONS))
+                ^ timed(&clocks.thirty, || calibrate_thirty(steps[1] * STEP_ITERATIONS))
+                ^ timed(&clocks.ten, || calibrate_ten(steps[2] * STEP_ITERATIONS));
             Json(json!({"units": units, "ratio": ratio, "checksum": checksum})).into_response()
         }
         Err(reason) => (StatusCode::BAD_REQUEST, Json(json!({"error": reason}))).into_response(),
     }
+}
+
+async fn calibrate_syscalls_endpoint(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let units = match parse_syscall_query(query.as_deref().unwrap_or("")) {
+        Ok(units) => units,
+        Err(reason) => return (StatusCode::BAD_REQUEST, Json(json!({"error": reason}))).into_response(),
+    };
+    let worker = match state.calibration.worker() {
+        Ok(worker) => worker,
+        Err(reason) => return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": reason}))).into_response(),
+    };
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let sent = worker
+        .jobs
+        .lock()
+        .map(|jobs| jobs.send((units, done)).is_ok())
+        .unwrap_or(false);
+    match (sent, finished.await) {
+        (true, Ok(Ok(written))) => Json(json!({"units": units, "bytes": written})).into_response(),
+        (true, Ok(Err(reason))) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": reason}))).into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": format!("the {SYSCALL_THREAD} thread is gone")})),
+        )
+            .into_response(),
+    }
+}
+
+type SyscallJob = (u64, tokio::sync::oneshot::Sender<Result<u64, String>>);
+
+/// The thread that runs [`calibrate_syscalls`], one job at a time, in a directory of its own under the system's
+/// temporary directory (removed when the app drops its state).
+#[derive(Debug)]
+struct SyscallWorker {
+    jobs: Mutex<mpsc::Sender<SyscallJob>>,
+}
+
+impl SyscallWorker {
+    fn start(clocks: Arc<CalibrationClocks>) -> Result<SyscallWorker, String> {
+        let dir = std::env::temp_dir().join(format!("drift-calibrate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let (jobs, incoming) = mpsc::channel::<SyscallJob>();
+        // The thread holds the clocks weakly: the state owns it, and when the state is dropped the channel closes.
+        let clocks = Arc::downgrade(&clocks);
+        std::thread::Builder::new()
+            .name(SYSCALL_THREAD.into())
+            .spawn(move || {
+                let path = dir.join("round");
+                for (units, done) in incoming {
+                    let written = match clocks.upgrade() {
+                        Some(clocks) => timed(&clocks.syscalls, || calibrate_syscalls(&path, units)),
+                        None => break,
+                    };
+                    let _ = done.send(written.map_err(|e| format!("calibrate_syscalls in {}: {e}", dir.display())));
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+            })
+            .map_err(|e| format!("starting the {SYSCALL_THREAD} thread: {e}"))?;
+        Ok(SyscallWorker { jobs: Mutex::new(jobs) })
+    }
+}
+
+/// `units` rounds of: create `path`, write [`SYSCALL_WRITE_BYTES`], close, unlink. Returns the bytes written.
+#[inline(never)]
+pub fn calibrate_syscalls(path: &std::path::Path, units: u64) -> std::io::Result<u64> {
+    use std::io::Write as _;
+    let line = [b'x'; SYSCALL_WRITE_BYTES];
+    for _ in 0..units {
+        let mut file = std::fs::File::create(path)?;
+        file.write_all(&line)?;
+        drop(file);
+        std::fs::remove_file(path)?;
+    }
+    Ok(units * SYSCALL_WRITE_BYTES as u64)
+}
+
+fn parse_syscall_query(query: &str) -> Result<u64, String> {
+    let mut units = DEFAULT_SYSCALL_UNITS;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("units", value)) => {
+                units = value
+                    .parse()
+                    .ok()
+                    .filter(|u| (1..=MAX_SYSCALL_UNITS).contains(u))
+                    .ok_or_else(|| format!("units must be an integer from 1 to {MAX_SYSCALL_UNITS}, not {value:?}"))?;
+            }
+            _ => return Err(format!("unknown parameter {pair:?}; use units")),
+        }
+    }
+    Ok(units)
 }
 
 fn parse_query(query: &str) -> Result<(u64, [u64; 3]), String> {
@@ -122,6 +282,28 @@ mod tests {
         assert!(parse_query("ratio=60,30,20").unwrap_err().contains("100"));
         assert!(parse_query("ratio=a,b,c").unwrap_err().contains("ratio"));
         assert!(parse_query("seconds=1").unwrap_err().contains("unknown"));
+    }
+
+    #[test]
+    fn syscall_units_are_bounded() {
+        assert_eq!(parse_syscall_query(""), Ok(DEFAULT_SYSCALL_UNITS));
+        assert_eq!(parse_syscall_query("units=7"), Ok(7));
+        assert!(parse_syscall_query("units=0").unwrap_err().contains("units"));
+        assert!(parse_syscall_query("units=10001").unwrap_err().contains("units"));
+        assert!(parse_syscall_query("ratio=1").unwrap_err().contains("unknown"));
+    }
+
+    #[test]
+    fn the_syscall_rounds_leave_no_file_and_are_timed() {
+        let dir = tempfile::tempdir().unwrap();
+        let clocks = CalibrationClocks::default();
+        let written = timed(&clocks.syscalls, || calibrate_syscalls(&dir.path().join("f"), 20)).unwrap();
+        assert_eq!(written, 20 * SYSCALL_WRITE_BYTES as u64);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let seconds = clocks.seconds();
+        assert_eq!(seconds.len(), 1);
+        assert_eq!(seconds[0].0, "demo_app::calibrate::calibrate_syscalls");
+        assert!(seconds[0].1 > 0.0);
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod upstream;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -32,7 +33,10 @@ use drift_sdk::Drift;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use calibrate::{DEFAULT_RATIO, DEFAULT_UNITS, calibrate_sixty, calibrate_ten, calibrate_thirty};
+pub use calibrate::{
+    CalibrationClocks, DEFAULT_RATIO, DEFAULT_SYSCALL_UNITS, DEFAULT_UNITS, SYSCALL_THREAD, calibrate_sixty,
+    calibrate_syscalls, calibrate_ten, calibrate_thirty,
+};
 pub use endpoints::{LARGE, MEDIUM, SMALL};
 pub use state::RequestCounter;
 
@@ -61,16 +65,19 @@ pub struct DemoApp {
     upstream: TcpListener,
     router: Router,
     requests: RequestCounter,
+    calibration: Arc<CalibrationClocks>,
     drain_timeout: Duration,
 }
 
 /// How serving ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Served {
     /// Requests the instrumented routes received.
     pub requests: u64,
     /// Whether every in-flight request finished before the drain timeout.
     pub drained: bool,
+    /// The calibration functions that ran, with their CPU seconds by their threads' own clocks.
+    pub calibration: Vec<(&'static str, f64)>,
 }
 
 impl DemoApp {
@@ -92,7 +99,8 @@ impl DemoApp {
             .with(drift.client_middleware())
             .build();
         let requests = RequestCounter::default();
-        let state = state::AppState::new(client, format!("http://{upstream_addr}"));
+        let calibration = Arc::new(CalibrationClocks::default());
+        let state = state::AppState::new(client, format!("http://{upstream_addr}"), calibration.clone());
         let counter = requests.clone();
         let app = Router::new()
             .merge(endpoints::routes())
@@ -121,6 +129,7 @@ impl DemoApp {
             upstream,
             router,
             requests,
+            calibration,
             drain_timeout: options.drain_timeout,
         })
     }
@@ -195,6 +204,7 @@ impl DemoApp {
         Ok(Served {
             requests: self.requests.get(),
             drained,
+            calibration: self.calibration.seconds(),
         })
     }
 }

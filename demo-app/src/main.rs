@@ -79,6 +79,7 @@ fn run(flags: Flags) -> Result<(), Failure> {
         requests: served.requests,
         sdk: drift.stats(),
         drained: served.drained,
+        calibration: served.calibration,
     };
     let files = profiler.finish(&facts).map_err(Failure::Run)?;
     print_line(&json!({

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
+use crate::calibrate::CalibrationClocks;
 use crate::endpoints::LARGE;
 
 /// The handlers' shared state: cheap to clone.
@@ -16,14 +17,21 @@ pub(crate) struct AppState {
     pub client: reqwest_middleware::ClientWithMiddleware,
     /// The loopback upstream's base URL, `http://127.0.0.1:PORT`.
     pub upstream: Arc<str>,
+    /// The calibration functions' CPU clocks (and their syscall thread).
+    pub calibration: Arc<CalibrationClocks>,
 }
 
 impl AppState {
-    pub fn new(client: reqwest_middleware::ClientWithMiddleware, upstream: String) -> Self {
+    pub fn new(
+        client: reqwest_middleware::ClientWithMiddleware,
+        upstream: String,
+        calibration: Arc<CalibrationClocks>,
+    ) -> Self {
         AppState {
             padding: Bytes::from(vec![b'x'; LARGE]),
             client,
             upstream: upstream.into(),
+            calibration,
         }
     }
 }

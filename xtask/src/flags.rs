@@ -202,7 +202,7 @@ pub struct ProfileArgs {
     #[arg(long, value_name = "REQ_PER_S", value_parser = parse_req_per_s)]
     pub rate: Option<f64>,
 
-    /// The request mix: a name (seed, realistic, transforms, outbound, compute, io, calibrate), `path=weight` pairs,
+    /// The request mix: a name (seed, realistic, transforms, outbound, compute, io, calibrate, calibrate-threads), `path=weight` pairs,
     /// or @file.json (see the workload's --help).
     #[arg(long, default_value = "seed")]
     pub mix: String,

@@ -10,6 +10,7 @@
 //!
 //! A step that fails says which step and why, keeps what the run has written, and exits 1.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use crate::Failure;
 use crate::attach::Attach;
 use crate::collect::{self, App};
 use crate::flags::{Mode, ProfileArgs, ProfileMode};
+use crate::parse::calibration::{Calibration, ClockCalibration};
 use crate::parse::chrome::Timeline;
 use crate::parse::dhat::HeapProfile;
 use crate::parse::folded::{CpuHeadline, CpuOptions, CpuProfile, CpuRun, CpuScale, CumulativeView, EXPORTER_THREAD};
@@ -404,7 +406,7 @@ pub struct Report {
 
 impl ProfileRequest {
     /// cpu: the folded stacks → the headline, the cumulative and self tables, and the flame graph.
-    fn report_cpu(&self, summary: &mut Summary, _run: &Value) -> anyhow::Result<Report> {
+    fn report_cpu(&self, summary: &mut Summary, run: &Value) -> anyhow::Result<Report> {
         let pprof: Value = read_json(&self.dir.join("pprof.json"))?;
         let folded_path = self.dir.join("cpu.folded");
         let folded = read_text(&folded_path)?;
@@ -472,11 +474,6 @@ impl ProfileRequest {
                         row.gap_points()
                     ));
                 }
-                headline_text.push_str(&format!(
-                    "\nthreads (CPU by each thread's own clock, {} s in all, beside its samples)\n{}\n",
-                    tables::fixed(threads.cpu_seconds, 2),
-                    tables::thread_table(threads)
-                ));
             }
             None => headline_text.push_str(
                 "threads        no per-thread clocks in pprof.json (an app whose sampler does not report them): the \
@@ -510,6 +507,19 @@ impl ProfileRequest {
         if let Some(c) = &calibration {
             headline_text.push_str(&format!("calibration    {}\n", c.describe()));
         }
+        let clocks: BTreeMap<String, f64> = serde_json::from_value(match &run["calibration"] {
+            Value::Null => Value::Object(Default::default()),
+            v => v.clone(),
+        })
+        .context("run.json: `calibration` is not an object of function → CPU seconds")?;
+        let clocked = threads
+            .as_ref()
+            .and_then(|threads| ClockCalibration::of(&clocks, &profile, threads));
+        if let Some(c) = &clocked {
+            for line in c.describe() {
+                headline_text.push_str(&format!("calibration    {line}\n"));
+            }
+        }
         let sdk = &summary.sdk;
         let dropped = sdk["dropped"].as_u64().unwrap_or(0);
         let recorded = sdk["recorded"].as_u64().unwrap_or(0);
@@ -518,6 +528,13 @@ impl ProfileRequest {
                 "warning        the SDK dropped {dropped} of {} spans (export queue full): the exporter could not keep \
                  up, so the SDK's cost per request counts requests it did not export\n",
                 dropped + recorded
+            ));
+        }
+        if let Some(threads) = &threads {
+            headline_text.push_str(&format!(
+                "\nthreads (CPU by each thread's own clock, {} s in all, beside its samples)\n{}\n",
+                tables::fixed(threads.cpu_seconds, 2),
+                tables::thread_table(threads)
             ));
         }
         let sections = vec![
@@ -554,16 +571,10 @@ impl ProfileRequest {
             profile,
             threads,
         });
-        let failed_check = match (self.check_calibration, calibration) {
-            (false, _) => None,
-            (true, Some(c)) if c.holds() => None,
-            (true, Some(c)) => Some(format!(
-                "calibration failed: {} (more than {CALIBRATION_TOLERANCE_POINTS} points off)",
-                c.describe()
-            )),
-            (true, None) => Some(
-                "calibration failed: no samples in demo_app::calibrate::calibrate_*; run with --mix calibrate=1".into(),
-            ),
+        let failed_check = if self.check_calibration {
+            calibration_failure(calibration.as_ref(), clocked.as_ref())
+        } else {
+            None
         };
         Ok(Report {
             sections,
@@ -662,57 +673,23 @@ impl ProfileRequest {
     }
 }
 
-/// How far each calibration share may be from its expected value, in percentage points of their sum.
-pub const CALIBRATION_TOLERANCE_POINTS: f64 = 3.0;
-
-/// `/api/calibrate`'s three functions' self samples, as shares of their sum (expected 60 / 30 / 10).
-#[derive(Debug)]
-pub struct Calibration {
-    pub samples: [u64; 3],
-}
-
-impl Calibration {
-    const FUNCTIONS: [&str; 3] = [
-        "demo_app::calibrate::calibrate_sixty",
-        "demo_app::calibrate::calibrate_thirty",
-        "demo_app::calibrate::calibrate_ten",
-    ];
-    const EXPECTED: [f64; 3] = [60.0, 30.0, 10.0];
-
-    /// The calibration functions' samples, if the profile has any.
-    pub fn of(profile: &CpuProfile) -> Option<Calibration> {
-        let samples = Self::FUNCTIONS.map(|name| {
-            profile
-                .functions
-                .iter()
-                .find(|f| f.name == name)
-                .map_or(0, |f| f.self_samples)
-        });
-        (samples.iter().sum::<u64>() > 0).then_some(Calibration { samples })
+/// Why `--check-calibration` fails, or `None` when every check it could make holds (and it could make one).
+fn calibration_failure(ratio: Option<&Calibration>, clocks: Option<&ClockCalibration>) -> Option<String> {
+    let mut off = Vec::new();
+    if let Some(c) = ratio.filter(|c| !c.holds()) {
+        off.push(c.describe());
     }
-
-    /// The three shares, in percent of their sum.
-    pub fn shares(&self) -> [f64; 3] {
-        let sum = self.samples.iter().sum::<u64>().max(1) as f64;
-        self.samples.map(|n| n as f64 * 100.0 / sum)
+    if let Some(c) = clocks.filter(|c| !c.holds()) {
+        off.extend(c.describe().into_iter().filter(|line| line.ends_with("OFF")));
     }
-
-    /// Whether every share is within the tolerance of its expected value.
-    pub fn holds(&self) -> bool {
-        self.shares()
-            .iter()
-            .zip(Self::EXPECTED)
-            .all(|(s, e)| (s - e).abs() <= CALIBRATION_TOLERANCE_POINTS)
-    }
-
-    pub fn describe(&self) -> String {
-        let [a, b, c] = self.shares();
-        format!(
-            "calibrate_sixty / thirty / ten self time = {a:.1} / {b:.1} / {c:.1} % of {} samples (expected 60 / 30 / 10 \
-             ±{CALIBRATION_TOLERANCE_POINTS}): {}",
-            self.samples.iter().sum::<u64>(),
-            if self.holds() { "ok" } else { "OFF" }
-        )
+    match (ratio, clocks) {
+        (None, None) => Some(
+            "calibration failed: no samples in demo_app::calibrate::calibrate_* and no calibration clocks in run.json; \
+             run with --mix calibrate=1 or --mix calibrate-threads"
+                .into(),
+        ),
+        _ if off.is_empty() => None,
+        _ => Some(format!("calibration failed: {}", off.join("; "))),
     }
 }
 
@@ -926,22 +903,22 @@ mod tests {
         assert!(report.hints[0].contains("ui.perfetto.dev"));
         assert!(!s.timeline.unwrap().timeline.stages.is_empty());
     }
-
-    fn calibration_profile(counts: [u64; 3]) -> CpuProfile {
-        let folded: String = ["sixty", "thirty", "ten"]
-            .iter()
-            .zip(counts)
-            .map(|(f, n)| format!("tokio-rt-worker;demo_app::calibrate::calibrate_{f} {n}\n"))
-            .collect();
-        CpuProfile::from_folded(&folded, CpuOptions::default()).unwrap()
-    }
-
     #[test]
-    fn calibration_holds_within_three_points_only() {
-        assert!(Calibration::of(&calibration_profile([600, 300, 100])).unwrap().holds());
-        assert!(Calibration::of(&calibration_profile([620, 290, 90])).unwrap().holds());
-        let off = Calibration::of(&calibration_profile([640, 270, 90])).unwrap();
-        assert!(!off.holds() && off.describe().contains("64.0 / 27.0 / 9.0") && off.describe().ends_with("OFF"));
-        assert!(Calibration::of(&CpuProfile::from_folded("t;main 5\n", CpuOptions::default()).unwrap()).is_none());
+    fn check_calibration_needs_a_check_it_can_make_and_names_what_is_off() {
+        let none = calibration_failure(None, None).unwrap();
+        assert!(none.contains("calibrate-threads"), "{none}");
+        let ratio = |samples| Calibration { samples };
+        assert_eq!(calibration_failure(Some(&ratio([600, 300, 100])), None), None);
+        let off = calibration_failure(Some(&ratio([700, 200, 100])), None).unwrap();
+        assert!(off.contains("70.0 / 20.0 / 10.0"), "{off}");
+        let clocks = ClockCalibration {
+            functions: vec![],
+            threads: vec![("drift-exporter".into(), -4.0), ("tokio-rt-worker".into(), 3.0)],
+        };
+        let off = calibration_failure(Some(&ratio([600, 300, 100])), Some(&clocks)).unwrap();
+        assert!(
+            off.contains("worst: drift-exporter -4.0 points") && !off.contains("60.0 / 30.0"),
+            "{off}"
+        );
     }
 }

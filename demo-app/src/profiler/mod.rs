@@ -92,6 +92,8 @@ pub struct RunFacts {
     pub sdk: drift_sdk::Stats,
     /// Whether in-flight requests finished before the drain timeout.
     pub drained: bool,
+    /// The calibration functions that ran, with their CPU seconds by their threads' own clocks.
+    pub calibration: Vec<(&'static str, f64)>,
 }
 
 impl Profiler {
@@ -162,6 +164,11 @@ impl Profiler {
             "wall_seconds": wall_seconds,
             "cpu_seconds": usage,
             "sdk": sdk_json(&facts.sdk),
+            "calibration": facts
+                .calibration
+                .iter()
+                .map(|&(name, seconds)| (name.to_owned(), json!(seconds)))
+                .collect::<serde_json::Map<String, Value>>(),
             "profiler_output": Value::Object(extra),
         });
         let path = dir.join("run.json");

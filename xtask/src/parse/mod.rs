@@ -1,5 +1,6 @@
 //! Reading the profilers' files into tables: folded stacks (cpu), `dhat-heap.json` (mem), Chrome traces (timeline).
 
+pub mod calibration;
 pub mod chrome;
 pub mod dhat;
 mod error;
