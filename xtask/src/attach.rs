@@ -141,6 +141,7 @@ impl ProfileArgs {
             hz: None,
             build_profile: "unknown (attached)".to_owned(),
             feature: "pprof".to_owned(),
+            kernel: false,
             attached: Some(attach.url.clone()),
         };
         self.request(root, "attach", Mode::Cpu, settings, Some(attach))

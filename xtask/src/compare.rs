@@ -988,6 +988,7 @@ mod tests {
                 hz: Some(99),
                 build_profile: "profiling".into(),
                 feature: mode.feature().into(),
+                kernel: false,
                 attached: None,
             },
             git_commit: "abc1234".into(),
@@ -1029,6 +1030,7 @@ mod tests {
             headline,
             profile,
             threads: None,
+            perf: None,
         });
         s
     }

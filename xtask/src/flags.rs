@@ -172,6 +172,7 @@ pub struct ProfileArgs {
         required_if_eq("mode", "attach"),
         conflicts_with_all = [
             "duration", "iterations", "concurrency", "discard_spans", "rate", "mix", "sampling_rate", "transforms", "hz",
+            "kernel",
         ]
     )]
     pub url: Option<String>,
@@ -235,6 +236,13 @@ pub struct ProfileArgs {
     /// ±3 points: the profiler's truth test. Run it with `--mix calibrate=1`.
     #[arg(long)]
     pub check_calibration: bool,
+
+    /// cpu: record the same run with `perf record -e cpu-clock --call-graph dwarf` too, for kernel frames
+    /// (perf.folded, flamegraph-kernel.svg) and an independent check of the sampler: perf's split between threads
+    /// and its top self functions (kernel time charged to the first user-space frame) beside the sampler's. Needs
+    /// Debian's linux-perf and perf events with kernel access (root, CAP_PERFMON or kernel.perf_event_paranoid ≤ 1).
+    #[arg(long)]
+    pub kernel: bool,
 
     /// Save the run as results/NAME (refused if it exists) [default: <mode>-YYYYmmdd-HHMMSS].
     #[arg(long, value_name = "NAME", value_parser = parse_name)]

@@ -19,6 +19,7 @@ mod compare;
 mod faults;
 mod flags;
 mod parse;
+mod perf;
 mod profile;
 mod render;
 mod summary;

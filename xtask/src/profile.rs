@@ -79,6 +79,9 @@ impl ProfileArgs {
                 "--check-calibration is a cpu check: use `cargo xtask profile cpu --mix calibrate=1 --check-calibration`"
             );
         }
+        if self.kernel && mode != Mode::Cpu {
+            bail!("--kernel records perf beside the CPU sampler: use it with `cargo xtask profile cpu`");
+        }
         let concurrency = self.concurrency.unwrap_or(if mode == Mode::Cpu { 4 } else { 1 });
         let transforms = match &self.transforms {
             Some(path) => {
@@ -102,6 +105,7 @@ impl ProfileArgs {
             hz: (mode == Mode::Cpu).then_some(self.hz),
             build_profile: "profiling".to_owned(),
             feature: mode.feature().to_owned(),
+            kernel: self.kernel,
             attached: None,
         };
         self.request(root, mode.name(), mode, settings, None)
@@ -141,6 +145,9 @@ impl ProfileRequest {
         if let Some(attach) = &self.attach {
             return self.run_attach(sh, root, attach);
         }
+        if self.settings.kernel {
+            crate::perf::check_available(sh).map_err(Failure::Usage)?;
+        }
         let started = Instant::now();
         step(
             1,
@@ -163,6 +170,20 @@ impl ProfileRequest {
         let mut app = App::start(sh, &binaries.demo_app, &self.app_args(), &self.dir.join("demo-app.log"))
             .context("step 2/4 (start the app) failed")?;
 
+        let perf = if self.settings.kernel {
+            let hz = self.settings.hz.unwrap_or(99);
+            let recording = crate::perf::Recording::start(
+                sh,
+                app.pid(),
+                hz,
+                &self.dir.join("perf.data"),
+                &self.dir.join("perf.log"),
+            )
+            .context("step 2/4 (start perf record) failed")?;
+            Some(recording)
+        } else {
+            None
+        };
         step(
             3,
             "workload",
@@ -183,6 +204,28 @@ impl ProfileRequest {
 
         step(4, "stop", "stopping demo-app (SIGINT) and waiting for its files");
         let stopped = app.stop(sh).context("step 4/4 (stop the app) failed")?;
+        if let Some(perf) = perf {
+            eprintln!(
+                "      perf script: collapsing perf.data (kernel frames end in {})",
+                crate::perf::KERNEL_SUFFIX
+            );
+            perf.finish(sh).context("step 4/4 (stop perf record) failed")?;
+            // The sampler's window, so that both profiles cover the same seconds (perf also sees the app's
+            // start-up and its report-writing after the sampler stops).
+            let run: Value = read_json(&self.dir.join("run.json")).context("reading the app's run.json")?;
+            let window = run["profiler_output"]["pprof"]["monotonic_window_s"]
+                .as_array()
+                .and_then(|w| Some((w.first()?.as_f64()?, w.get(1)?.as_f64()?)));
+            if window.is_none() {
+                eprintln!(
+                    "      warning: run.json gives no sampler window; perf's samples of the whole process life are \
+                     compared"
+                );
+            }
+            let folded = crate::perf::folded(sh, &self.dir.join("perf.data"), window)?;
+            let path = self.dir.join("perf.folded");
+            std::fs::write(&path, folded).with_context(|| format!("writing {}", path.display()))?;
+        }
         let run_s = run_started.elapsed().as_secs_f64();
         if !status.success() {
             return Err(Failure::Run(anyhow::anyhow!(
@@ -537,7 +580,21 @@ impl ProfileRequest {
                 tables::thread_table(threads)
             ));
         }
-        let sections = vec![
+        let perf_path = self.dir.join("perf.folded");
+        let perf = if perf_path.exists() {
+            let perf_folded = read_text(&perf_path)?;
+            let check = crate::perf::PerfCheck::new(&perf_folded, &profile, threads.as_ref(), options)?;
+            crate::render::flamegraph::write(
+                &perf_folded,
+                &format!("{title} — perf, kernel frames (_[k])"),
+                &format!("{} perf samples ({})", check.samples, self.name),
+                &self.dir.join("flamegraph-kernel.svg"),
+            )?;
+            Some(check)
+        } else {
+            None
+        };
+        let mut sections = vec![
             Section {
                 heading: format!("cpu profile — {}", self.name),
                 text: headline_text,
@@ -566,10 +623,33 @@ impl ProfileRequest {
                 text: tables::self_table(&profile, self.top, &scale).to_string(),
             },
         ];
+        if let Some(check) = &perf {
+            sections.push(Section {
+                heading: format!(
+                    "perf on the same run ({} samples, {} in the kernel): share of samples per thread",
+                    check.samples,
+                    tables::percent(check.kernel_share)
+                ),
+                text: tables::perf_threads_table(check).to_string(),
+            });
+            sections.push(Section {
+                heading: "perf on the same run: self time, each sample's kernel frames charged to its first \
+                          user-space frame (what the sampler sees)"
+                    .to_owned(),
+                text: tables::perf_functions_table(check).to_string(),
+            });
+            sections.push(Section {
+                heading: "perf on the same run: where the kernel time goes (leaf kernel functions; \
+                          flamegraph-kernel.svg has the stacks)"
+                    .to_owned(),
+                text: tables::perf_kernel_table(check).to_string(),
+            });
+        }
         summary.cpu = Some(CpuSummary {
             headline,
             profile,
             threads,
+            perf,
         });
         let failed_check = if self.check_calibration {
             calibration_failure(calibration.as_ref(), clocked.as_ref())
@@ -591,6 +671,9 @@ impl ProfileRequest {
             }],
             files: [
                 "flamegraph.svg",
+                "flamegraph-kernel.svg",
+                "perf.folded",
+                "perf.data",
                 "cpu.folded",
                 "cpu.pb",
                 "pprof.json",

@@ -11,6 +11,7 @@ use crate::parse::chrome::Timeline;
 use crate::parse::dhat::HeapProfile;
 use crate::parse::folded::{CpuHeadline, CpuProfile};
 use crate::parse::threads::ThreadTable;
+use crate::perf::PerfCheck;
 
 /// The version of the `summary.json` layout.
 pub const SUMMARY_VERSION: u32 = 1;
@@ -69,6 +70,9 @@ pub struct Settings {
     pub build_profile: String,
     /// The demo app's profiler feature.
     pub feature: String,
+    /// `--kernel`: perf recorded the same run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kernel: bool,
     /// `profile attach`: the URL of the running app a window was fetched from (nothing was built or driven).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attached: Option<String>,
@@ -103,6 +107,9 @@ pub struct CpuSummary {
     /// clocks (older runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<ThreadTable>,
+    /// `--kernel`: perf's view of the same run beside the sampler's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perf: Option<PerfCheck>,
 }
 
 /// A mem run's totals and sites.

@@ -56,6 +56,7 @@ impl WholeRun {
             "cpu_seconds": cpu_seconds,
             "requests": facts.requests,
             "sampler": "per-thread CPU-time timers",
+            "monotonic_window_s": [profile.monotonic_window.0, profile.monotonic_window.1],
             "threads": threads_json(&profile.threads),
         });
         let summary_path = dir.join(SUMMARY_FILE);

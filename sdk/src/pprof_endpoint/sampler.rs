@@ -95,6 +95,9 @@ pub struct CpuProfile {
     pub threads: Vec<ThreadCpu>,
     /// From start to stop, in seconds.
     pub wall_seconds: f64,
+    /// `CLOCK_MONOTONIC` seconds when every thread present was armed and when the timers were disarmed: the
+    /// window the samples and the clocks cover, on the clock `perf record -k CLOCK_MONOTONIC` stamps samples with.
+    pub monotonic_window: (f64, f64),
     /// Signals handled: distinct samples. [`samples`](Self::samples) counts periods: each signal stands for one,
     /// plus its timer's overruns.
     pub signals: u64,
@@ -180,6 +183,7 @@ pub struct CpuSampler {
     scanning: JoinHandle<Scanned>,
     started: Instant,
     started_at: SystemTime,
+    started_monotonic: f64,
 }
 
 impl std::fmt::Debug for CpuSampler {
@@ -229,6 +233,7 @@ impl CpuSampler {
             scanning,
             started: Instant::now(),
             started_at: SystemTime::now(),
+            started_monotonic: monotonic_seconds(),
         })
     }
 
@@ -259,6 +264,7 @@ impl CpuSampler {
             hz: self.hz,
             threads: scanned.threads,
             wall_seconds,
+            monotonic_window: (self.started_monotonic, scanned.disarmed_monotonic),
             signals: scanned.samples.signals,
             overrun_periods: scanned.samples.overrun_periods,
             dropped_samples: scanned.samples.dropped,
@@ -314,6 +320,8 @@ impl Samples {
 struct Scanned {
     threads: Vec<ThreadCpu>,
     samples: Samples,
+    /// `CLOCK_MONOTONIC` seconds when the timers were disarmed.
+    disarmed_monotonic: f64,
 }
 
 /// A thread the sampler has seen.
@@ -350,6 +358,7 @@ fn scan_until_stopped(
             return Scanned {
                 threads: Vec::new(),
                 samples,
+                disarmed_monotonic: monotonic_seconds(),
             };
         }
     }
@@ -368,6 +377,7 @@ fn scan_until_stopped(
             thread.name = name;
         }
     }
+    let disarmed_monotonic = monotonic_seconds();
     claim.record(false);
     claim.settle(Duration::from_millis(50));
     claim.drain(|raw| samples.add(raw));
@@ -383,7 +393,16 @@ fn scan_until_stopped(
         })
         .collect();
     out.sort_by(|a, b| b.cpu_seconds.total_cmp(&a.cpu_seconds).then(a.tid.cmp(&b.tid)));
-    Scanned { threads: out, samples }
+    Scanned {
+        threads: out,
+        samples,
+        disarmed_monotonic,
+    }
+}
+
+/// `CLOCK_MONOTONIC` now, in seconds.
+fn monotonic_seconds() -> f64 {
+    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
 }
 
 /// One look at `/proc/self/task`: arms new threads, reads every live thread's clock, deletes the timers of threads

@@ -14,6 +14,7 @@ use crate::parse::chrome::Timeline;
 use crate::parse::dhat::HeapProfile;
 use crate::parse::folded::{CpuHeadline, CpuProfile, CpuScale, CumulativeView, FunctionCost, LOW_CAPTURE_RATIO};
 use crate::parse::threads::{THREAD_SHARE_TOLERANCE_POINTS, ThreadTable};
+use crate::perf::PerfCheck;
 
 /// Function names are shortened to at most this many characters.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -169,6 +170,51 @@ pub fn thread_table(threads: &ThreadTable) -> Table {
             ),
             r.capture.map_or_else(|| "-".into(), percent),
         ]);
+    }
+    t
+}
+
+/// perf's share of the samples per thread group beside the sampler's and the clocks'.
+pub fn perf_threads_table(check: &PerfCheck) -> Table {
+    let mut t = table(
+        &["thread", "perf", "sampler", "own clock", "sampler − perf"],
+        &[1, 2, 3, 4],
+    );
+    for r in &check.threads {
+        t.add_row(vec![
+            r.name.clone(),
+            percent(r.perf_share),
+            percent(r.sampler_share),
+            r.clock_share.map_or_else(|| "-".into(), percent),
+            format!("{:+.1}", (r.sampler_share - r.perf_share) * 100.0),
+        ]);
+    }
+    t
+}
+
+/// The sampler's and perf's self share of the functions either puts on top, perf's kernel time charged to the
+/// first user-space frame.
+pub fn perf_functions_table(check: &PerfCheck) -> Table {
+    let mut t = table(
+        &["sampler self%", "perf self%", "sampler − perf", "function"],
+        &[0, 1, 2],
+    );
+    for f in &check.functions {
+        t.add_row(vec![
+            percent(f.sampler_share),
+            percent(f.perf_share),
+            format!("{:+.1}", f.gap_points()),
+            shorten_name(&f.name, MAX_NAME_CHARS),
+        ]);
+    }
+    t
+}
+
+/// perf's top kernel functions by self samples.
+pub fn perf_kernel_table(check: &PerfCheck) -> Table {
+    let mut t = table(&["perf self%", "kernel function"], &[0]);
+    for (name, share) in &check.kernel_functions {
+        t.add_row(vec![percent(*share), shorten_name(name, MAX_NAME_CHARS)]);
     }
     t
 }
