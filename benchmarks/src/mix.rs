@@ -108,6 +108,7 @@ pub const CATALOGUE: &[CatalogueEntry] = &[
     endpoint("POST", "/api/outbound", Some(r#"{"userId":"user-{i}"}"#)),
     endpoint("GET", "/api/calibrate", None),
     endpoint("GET", "/api/calibrate-syscalls", None),
+    endpoint("GET", "/api/calibrate-wakeups", None),
 ];
 
 /// The login body of the seed's transform benchmark (§15.3), which differs from the profiling mix's.
@@ -257,8 +258,13 @@ impl Mix {
             "compute" => vec![catalogue("/api/compute-hash")],
             "io" => vec![catalogue("/api/io-bound")],
             "calibrate" => vec![catalogue("/api/calibrate")],
-            // User-space work on the request threads, system calls on the app's calib-syscalls thread.
-            "calibrate-threads" => vec![catalogue("/api/calibrate"), catalogue("/api/calibrate-syscalls")],
+            // User-space work on the request threads, system calls on the app's calib-syscalls thread, and two
+            // threads that wake each other up.
+            "calibrate-threads" => vec![
+                catalogue("/api/calibrate"),
+                catalogue("/api/calibrate-syscalls"),
+                catalogue("/api/calibrate-wakeups"),
+            ],
             _ => return None,
         };
         let entries = entries.into_iter().collect::<anyhow::Result<Vec<_>>>().ok()?;

@@ -12,7 +12,12 @@
 //!   waits off-CPU meanwhile. A profiler that routes its samples by anything but each thread's own CPU time (a
 //!   process-wide `setitimer`) gets this split wrong.
 //!
-//! Every call of the four functions is timed with its thread's own CPU clock ([`CalibrationClocks`]): `run.json`
+//! - `/api/calibrate-wakeups` (`units` rounds, default [`DEFAULT_SYSCALL_UNITS`]) passes a token between two threads
+//!   of their own, [`PING_THREAD`] and [`PONG_THREAD`], over channels: each round, each blocks in [`calibrate_wait`]
+//!   until the other wakes it. The CPU inside those waits (the futex system call, the switch out and back in) is
+//!   what a profiler whose timers are checked only at kernel ticks can misplace.
+//!
+//! Every call of the five functions is timed with its thread's own CPU clock ([`CalibrationClocks`]): `run.json`
 //! reports each function's CPU seconds, the truth its share of the samples is checked against.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +52,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/calibrate", get(calibrate))
         .route("/api/calibrate-syscalls", get(calibrate_syscalls_endpoint))
+        .route("/api/calibrate-wakeups", get(calibrate_wakeups_endpoint))
 }
 
 /// CPU nanoseconds each calibration function has run so far, by its thread's own clock. Shared by the handlers and
@@ -57,7 +63,9 @@ pub struct CalibrationClocks {
     thirty: AtomicU64,
     ten: AtomicU64,
     syscalls: AtomicU64,
+    wait: AtomicU64,
     worker: OnceLock<Result<SyscallWorker, String>>,
+    ping_pong: OnceLock<Result<PingPong, String>>,
 }
 
 impl CalibrationClocks {
@@ -68,11 +76,19 @@ impl CalibrationClocks {
             ("demo_app::calibrate::calibrate_thirty", &self.thirty),
             ("demo_app::calibrate::calibrate_ten", &self.ten),
             ("demo_app::calibrate::calibrate_syscalls", &self.syscalls),
+            ("demo_app::calibrate::calibrate_wait", &self.wait),
         ]
         .into_iter()
         .map(|(name, ns)| (name, ns.load(Ordering::Relaxed) as f64 / 1e9))
         .filter(|&(_, s)| s > 0.0)
         .collect()
+    }
+
+    fn ping_pong(self: &Arc<Self>) -> Result<&PingPong, String> {
+        self.ping_pong
+            .get_or_init(|| PingPong::start(self.clone()))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn worker(self: &Arc<Self>) -> Result<&SyscallWorker, String> {
@@ -135,6 +151,122 @@ async fn calibrate_syscalls_endpoint(State(state): State<AppState>, RawQuery(que
         )
             .into_response(),
     }
+}
+
+async fn calibrate_wakeups_endpoint(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let rounds = match parse_syscall_query(query.as_deref().unwrap_or("")) {
+        Ok(rounds) => rounds,
+        Err(reason) => return (StatusCode::BAD_REQUEST, Json(json!({"error": reason}))).into_response(),
+    };
+    let ping_pong = match state.calibration.ping_pong() {
+        Ok(ping_pong) => ping_pong,
+        Err(reason) => return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": reason}))).into_response(),
+    };
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let sent = ping_pong
+        .jobs
+        .lock()
+        .map(|jobs| jobs.send((rounds, done)).is_ok())
+        .unwrap_or(false);
+    match (sent, finished.await) {
+        (true, Ok(Ok(rounds))) => Json(json!({"rounds": rounds})).into_response(),
+        (true, Ok(Err(reason))) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": reason}))).into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": format!("the {PING_THREAD} thread is gone")})),
+        )
+            .into_response(),
+    }
+}
+
+/// The thread that takes `/api/calibrate-wakeups` jobs and passes a token to [`PONG_THREAD`] and back.
+pub const PING_THREAD: &str = "calib-ping";
+/// The thread that hands the token back.
+pub const PONG_THREAD: &str = "calib-pong";
+
+type PingJob = (u64, tokio::sync::oneshot::Sender<Result<u64, String>>);
+
+/// Two threads passing a token back and forth over channels: each round, each of them blocks in
+/// [`calibrate_wait`] until the other wakes it. What the profiler must get right is the CPU inside that wait — the
+/// system call, the sleep and the wake-up — which is where the SDK's export thread and tokio's workers spend much of
+/// theirs.
+#[derive(Debug)]
+struct PingPong {
+    jobs: Mutex<mpsc::Sender<PingJob>>,
+}
+
+impl PingPong {
+    fn start(clocks: Arc<CalibrationClocks>) -> Result<PingPong, String> {
+        let (jobs, incoming) = mpsc::channel::<PingJob>();
+        let (to_pong, pong_gets) = mpsc::channel::<()>();
+        let (to_ping, ping_gets) = mpsc::channel::<()>();
+        let pong_clocks = Arc::downgrade(&clocks);
+        std::thread::Builder::new()
+            .name(PONG_THREAD.into())
+            .spawn(move || {
+                while let Some(Ok(())) = pong_clocks.upgrade().map(|c| timed_wait(&c.wait, &pong_gets)) {
+                    if to_ping.send(()).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| format!("starting the {PONG_THREAD} thread: {e}"))?;
+        let clocks = Arc::downgrade(&clocks);
+        std::thread::Builder::new()
+            .name(PING_THREAD.into())
+            .spawn(move || {
+                for (rounds, done) in incoming {
+                    let Some(clocks) = clocks.upgrade() else { break };
+                    let mut passed = 0;
+                    for _ in 0..rounds {
+                        if to_pong.send(()).is_err() || timed_wait(&clocks.wait, &ping_gets).is_err() {
+                            break;
+                        }
+                        passed += 1;
+                    }
+                    let _ = done.send(if passed == rounds {
+                        Ok(rounds)
+                    } else {
+                        Err(format!("the {PONG_THREAD} thread stopped after {passed} rounds"))
+                    });
+                }
+            })
+            .map_err(|e| format!("starting the {PING_THREAD} thread: {e}"))?;
+        Ok(PingPong { jobs: Mutex::new(jobs) })
+    }
+}
+
+/// [`calibrate_wait`], its CPU time added to `clock` less what reading the clock itself puts inside the interval.
+///
+/// A wait costs a few µs of CPU, and reading a thread's CPU clock is a system call: the end of the first read and
+/// the start of the second fall inside the measured interval, a sizeable part of it. That part is measured once per
+/// thread (the smallest of 200 intervals around nothing) and taken off each wait.
+fn timed_wait(clock: &AtomicU64, from: &mpsc::Receiver<()>) -> Result<(), mpsc::RecvError> {
+    thread_local! {
+        static EMPTY_INTERVAL_NS: u64 = (0..200)
+            .map(|_| {
+                let started = thread_cpu_ns();
+                thread_cpu_ns().saturating_sub(started)
+            })
+            .min()
+            .unwrap_or(0);
+    }
+    let overhead = EMPTY_INTERVAL_NS.with(|ns| *ns);
+    let started = thread_cpu_ns();
+    let token = calibrate_wait(from);
+    let spent = thread_cpu_ns().saturating_sub(started).saturating_sub(overhead);
+    clock.fetch_add(spent, Ordering::Relaxed);
+    token
+}
+
+/// Blocks until the other thread of the pair sends the token.
+#[inline(never)]
+pub fn calibrate_wait(from: &mpsc::Receiver<()>) -> Result<(), mpsc::RecvError> {
+    let token = from.recv();
+    // Used after the call, so that the call is not a tail call: a jump would leave no frame of this function on
+    // the stack for a profiler to see.
+    std::hint::black_box(&token);
+    token
 }
 
 type SyscallJob = (u64, tokio::sync::oneshot::Sender<Result<u64, String>>);

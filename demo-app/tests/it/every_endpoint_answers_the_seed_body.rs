@@ -279,6 +279,13 @@ async fn every_endpoint_answers_the_seed_body() {
     let (status, calibrate) = c.get("/api/calibrate?units=2").await;
     assert_eq!((status, &calibrate["ratio"]), (200, &json!([60, 30, 10])));
     assert_eq!(c.get("/api/calibrate?ratio=1,2").await.0, 400);
+    let (status, syscalls) = c.get("/api/calibrate-syscalls?units=3").await;
+    assert_eq!((status, syscalls), (200, json!({"units": 3, "bytes": 7500})));
+    let (status, wakeups) = c.get("/api/calibrate-wakeups?units=5").await;
+    assert_eq!((status, wakeups), (200, json!({"rounds": 5})));
+    for bad in ["/api/calibrate-syscalls?units=0", "/api/calibrate-wakeups?units=x"] {
+        assert_eq!(c.get(bad).await.0, 400, "{bad}");
+    }
 
     let (status, outbound) = c.post("/api/outbound", r#"{"userId":"user-9"}"#).await;
     assert_eq!(status, 200);
@@ -288,7 +295,19 @@ async fn every_endpoint_answers_the_seed_body() {
     );
     assert_eq!(outbound["audited"], true);
 
-    app.stop().await;
+    let served = app.stop().await;
+    let timed: Vec<&str> = served.calibration.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        timed,
+        [
+            "demo_app::calibrate::calibrate_sixty",
+            "demo_app::calibrate::calibrate_thirty",
+            "demo_app::calibrate::calibrate_ten",
+            "demo_app::calibrate::calibrate_syscalls",
+            "demo_app::calibrate::calibrate_wait",
+        ],
+        "every calibration function that ran is timed by its thread's clock"
+    );
     drift.shutdown();
     assert!(
         !spans.is_empty(),

@@ -7,8 +7,9 @@
 //!   CPU seconds in `run.json` (`calibration`). Each function's share of all samples (cumulative: the function and
 //!   the system calls it makes) must be within [`CALIBRATION_TOLERANCE_POINTS`] of its share of every thread's
 //!   CPU; and every thread group's share of the samples within [`THREAD_CALIBRATION_TOLERANCE_POINTS`] of its share
-//!   by its clocks. `calibrate-threads` runs user-space work on the request threads and file system calls on a
-//!   thread of their own, the split a process-wide `setitimer` got wrong by 6–13 points.
+//!   by its clocks. `calibrate-threads` runs user-space work on the request threads, file system calls on a thread
+//!   of their own (the split a process-wide `setitimer` got wrong by 6–13 points), and two threads that wake each
+//!   other up ([`REPORTED_ONLY`]).
 
 use std::collections::BTreeMap;
 
@@ -22,6 +23,13 @@ pub const CALIBRATION_TOLERANCE_POINTS: f64 = 3.0;
 /// How far each thread group's share of the samples may be from its share by its clocks in a calibration run, in
 /// percentage points.
 pub const THREAD_CALIBRATION_TOLERANCE_POINTS: f64 = 2.0;
+
+/// Calibrated functions whose line is printed but not judged. `calibrate_wait` (two threads waking each other
+/// through a channel) costs a few µs of CPU a call, and the two reads of the thread's CPU clock around it are
+/// system calls whose cost after a wake-up is a sizeable and uneven part of that: its clock figure is an upper
+/// bound, not a truth to ±3 points. Measured (2026-12-04): 12.8 % by the clocks, 10.2 % by the sampler, 9.7 % by
+/// `perf record` on the same run.
+pub const REPORTED_ONLY: [&str; 1] = ["demo_app::calibrate::calibrate_wait"];
 
 /// `/api/calibrate`'s three functions' self samples, as shares of their sum (expected 60 / 30 / 10).
 #[derive(Debug)]
@@ -91,8 +99,13 @@ impl ClockedFunction {
         (self.sample_share - self.expected_share) * 100.0
     }
 
+    /// Whether this function's line is a check (see [`REPORTED_ONLY`]).
+    pub fn is_judged(&self) -> bool {
+        !REPORTED_ONLY.contains(&self.name.as_str())
+    }
+
     pub fn holds(&self) -> bool {
-        self.gap_points().abs() <= CALIBRATION_TOLERANCE_POINTS
+        !self.is_judged() || self.gap_points().abs() <= CALIBRATION_TOLERANCE_POINTS
     }
 }
 
@@ -155,7 +168,11 @@ impl ClockCalibration {
                     f.expected_share * 100.0,
                     f.cpu_seconds,
                     f.gap_points(),
-                    if f.holds() { "ok" } else { "OFF" }
+                    match (f.is_judged(), f.holds()) {
+                        (false, _) => "reported, not judged (its clock figure is an upper bound)",
+                        (true, true) => "ok",
+                        (true, false) => "OFF",
+                    }
                 )
             })
             .collect();
@@ -250,5 +267,18 @@ mod tests {
         assert!(!check.threads_hold(), "49 % of samples for 56 % of the CPU");
         assert!(check.describe()[2].ends_with("OFF"));
         assert!(ClockCalibration::of(&BTreeMap::new(), &profile, &skewed).is_none());
+
+        let wait = ClockedFunction {
+            name: "demo_app::calibrate::calibrate_wait".into(),
+            cpu_seconds: 1.0,
+            expected_share: 0.2,
+            sample_share: 0.1,
+        };
+        assert!(!wait.is_judged() && wait.holds(), "reported only");
+        let check = ClockCalibration {
+            functions: vec![wait],
+            threads: vec![],
+        };
+        assert!(check.holds() && check.describe()[0].contains("not judged"));
     }
 }
