@@ -224,6 +224,9 @@ pub struct Target {
 
 impl BenchArgs {
     pub fn run(self, sh: &Shell, root: &Path) -> Result<(), Failure> {
+        if self.profiler {
+            return crate::overhead::run(&self, sh, root);
+        }
         let workloads: Vec<(&str, &str)> = match &self.workloads {
             None => WORKLOADS.to_vec(),
             Some(names) => names

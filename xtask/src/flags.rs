@@ -118,6 +118,11 @@ pub struct BenchArgs {
     /// previous run's mass delete, which would bill one configuration for another's clean-up.
     #[arg(long, value_name = "DIR")]
     pub traces_dir: Option<PathBuf>,
+    /// Measure the CPU sampler's own cost instead: the `profile cpu` build of the demo app with its whole-run sampler
+    /// on and off (same binary, same seed load), --runs interleaved rounds; exits 1 when it costs more than 3 % of
+    /// the throughput.
+    #[arg(long)]
+    pub profiler: bool,
 }
 
 /// `cargo xtask compare BEFORE AFTER`.

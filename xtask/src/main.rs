@@ -18,6 +18,7 @@ mod collect;
 mod compare;
 mod faults;
 mod flags;
+mod overhead;
 mod parse;
 mod perf;
 mod profile;

@@ -1,0 +1,356 @@
+//! `cargo xtask bench --profiler`: what the CPU sampler itself costs the app it profiles.
+//!
+//! One binary, the demo app's `pprof` build in the `profiling` profile (what `profile cpu` runs), two ways, same
+//! load: `sampler-on` samples the whole run (as `profile cpu` does); `sampler-off` serves the profiling endpoint
+//! instead and nobody asks for a window, so nothing samples. K rounds, each running both in a rotated order, a fresh
+//! process each time, traces on a tmpfs when there is one. Per round, sampler-on ÷ sampler-off of the workload's
+//! req/s and of the app's CPU µs per request (its own getrusage); then the median and the range over rounds.
+//!
+//! The target: the throughput lost to the sampler is at most [`MAX_THROUGHPUT_COST`]. Beside it, the exact part of
+//! the cost that has a clock: the `drift-sampler` thread's CPU, from the sampled runs' `pprof.json`.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use xshell::Shell;
+
+use crate::Failure;
+use crate::collect::{self, App};
+use crate::flags::{BenchArgs, Mode};
+use crate::render::tables::{fixed, percent, table, thousands};
+
+/// The most throughput the sampler may cost, as a fraction.
+pub const MAX_THROUGHPUT_COST: f64 = 0.03;
+
+/// One run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OverheadSample {
+    pub round: usize,
+    /// `sampler-on` or `sampler-off`.
+    pub config: String,
+    pub req_per_s: f64,
+    pub requests: u64,
+    pub cpu_seconds: f64,
+    /// The sampler thread's CPU seconds by its own clock (sampled runs).
+    pub sampler_thread_seconds: Option<f64>,
+    /// Samples the sampler took (sampled runs).
+    pub samples: Option<u64>,
+}
+
+impl OverheadSample {
+    fn cpu_us_per_request(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.cpu_seconds / self.requests as f64 * 1e6
+        }
+    }
+}
+
+/// What `profiler-overhead.json` holds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OverheadReport {
+    pub name: String,
+    pub started: String,
+    pub git_commit: String,
+    pub duration_s: f64,
+    pub concurrency: u32,
+    pub rounds: usize,
+    /// Per round, 1 − on ÷ off of req/s: the throughput the sampler cost.
+    pub throughput_cost: Vec<f64>,
+    /// Per round, on ÷ off − 1 of CPU µs per request.
+    pub cpu_per_request_cost: Vec<f64>,
+    /// The sampler thread's share of the sampled runs' CPU, per sampled run.
+    pub sampler_thread_share: Vec<f64>,
+    pub median_throughput_cost: f64,
+    pub holds: bool,
+    pub samples: Vec<OverheadSample>,
+}
+
+const CONFIGS: [&str; 2] = ["sampler-off", "sampler-on"];
+
+pub fn run(args: &BenchArgs, sh: &Shell, root: &Path) -> Result<(), Failure> {
+    if args.configs.is_some() || args.workloads.is_some() || args.rate.is_some() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "--profiler compares the sampler on and off on the seed mix at saturation: it takes --runs, --duration, \
+             --concurrency, --traces-dir and --save, not --configs, --workloads or --rate"
+        )));
+    }
+    let results = root.join("results");
+    let (name, started) =
+        crate::summary::new_run(&results, args.save.clone(), "profiler-overhead").map_err(Failure::Usage)?;
+    let dir = results.join(&name);
+    let traces_root = collect::traces_dir(args.traces_dir.as_deref(), &name, &dir).map_err(Failure::Usage)?;
+    eprintln!("[build] demo-app (profiling, feature pprof: what `profile cpu` runs) and the workload");
+    let binaries = collect::build(sh, root, Mode::Cpu).context("building for the profiler's overhead")?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let total = args.runs * CONFIGS.len();
+    let mut samples = Vec::with_capacity(total);
+    for round in 0..args.runs {
+        for k in 0..CONFIGS.len() {
+            let config = CONFIGS[(k + round) % CONFIGS.len()];
+            let run_dir = dir.join("runs").join(format!("{config}-{round}"));
+            let traces = traces_root.join(format!("{config}-{round}"));
+            let sample = run_one(args, sh, &binaries, config, round, &run_dir, &traces)
+                .with_context(|| format!("run {}/{total}: {config} · round {}", samples.len() + 1, round + 1))?;
+            eprintln!(
+                "[{}/{total}] {config} · round {}: {} req/s, {} µs CPU per request",
+                samples.len() + 1,
+                round + 1,
+                fixed(sample.req_per_s, 0),
+                fixed(sample.cpu_us_per_request(), 2)
+            );
+            samples.push(sample);
+        }
+    }
+    let _ = std::fs::remove_dir(&traces_root);
+    let report = summarise(name, started, crate::profile::git_commit(sh), args, samples);
+    let path = dir.join("profiler-overhead.json");
+    let text = serde_json::to_string_pretty(&report).context("serialising profiler-overhead.json")?;
+    std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    println!("{}", render(&report));
+    println!(
+        "files in {}: profiler-overhead.json, runs/",
+        dir.strip_prefix(root).unwrap_or(&dir).display()
+    );
+    if report.holds {
+        Ok(())
+    } else {
+        Err(Failure::Run(anyhow::anyhow!(
+            "the sampler cost {} of the throughput (median of {} rounds), more than {}",
+            percent(report.median_throughput_cost),
+            report.rounds,
+            percent(MAX_THROUGHPUT_COST)
+        )))
+    }
+}
+
+fn run_one(
+    args: &BenchArgs,
+    sh: &Shell,
+    binaries: &collect::Binaries,
+    config: &str,
+    round: usize,
+    run_dir: &Path,
+    traces: &Path,
+) -> anyhow::Result<OverheadSample> {
+    std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let mut app_args: Vec<String> = [
+        "--mode",
+        "record",
+        "--listen",
+        "127.0.0.1:0",
+        "--traces-dir",
+        &traces.display().to_string(),
+        "--profile-dir",
+        &run_dir.display().to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if config == "sampler-off" {
+        app_args.push("--pprof-endpoint".to_owned());
+    }
+    let mut app = App::start(sh, &binaries.demo_app, &app_args, &run_dir.join("demo-app.log"))?;
+    let workload_args = [
+        "--concurrency".to_owned(),
+        args.concurrency.to_string(),
+        "--mix".to_owned(),
+        "seed".to_owned(),
+        "--duration".to_owned(),
+        format!("{}ms", args.duration.as_millis()),
+    ];
+    let result = collect::run_workload(
+        sh,
+        &binaries.workload,
+        &app.url,
+        &workload_args,
+        &run_dir.join("workload.json"),
+        &run_dir.join("workload.txt"),
+    );
+    app.check_alive()?;
+    let (status, workload) = result?;
+    app.stop(sh)?;
+    let _ = std::fs::remove_dir_all(traces);
+    if !status.success() {
+        bail!("the workload failed ({status})");
+    }
+    let run: Value = crate::summary::read_json(&run_dir.join("run.json"))?;
+    let pprof = &run["profiler_output"]["pprof"];
+    let sampler_thread_seconds = pprof["threads"].as_array().map(|threads| {
+        threads
+            .iter()
+            .filter(|t| t["name"] == "drift-sampler")
+            .filter_map(|t| t["cpu_seconds"].as_f64())
+            .sum()
+    });
+    Ok(OverheadSample {
+        round,
+        config: config.to_owned(),
+        req_per_s: workload["req_per_s"]
+            .as_f64()
+            .context("workload.json has no req_per_s")?,
+        requests: run["requests"].as_u64().context("run.json has no requests")?,
+        cpu_seconds: run["cpu_seconds"]["total"]
+            .as_f64()
+            .context("run.json has no cpu_seconds.total")?,
+        sampler_thread_seconds,
+        samples: pprof["samples"].as_u64(),
+    })
+}
+
+fn summarise(
+    name: String,
+    started: String,
+    git_commit: String,
+    args: &BenchArgs,
+    samples: Vec<OverheadSample>,
+) -> OverheadReport {
+    let (mut throughput_cost, mut cpu_per_request_cost, mut sampler_thread_share) =
+        (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..args.runs {
+        let find = |config: &str| samples.iter().find(|s| s.round == round && s.config == config);
+        if let (Some(off), Some(on)) = (find("sampler-off"), find("sampler-on")) {
+            if off.req_per_s > 0.0 {
+                throughput_cost.push(1.0 - on.req_per_s / off.req_per_s);
+            }
+            if off.cpu_us_per_request() > 0.0 {
+                cpu_per_request_cost.push(on.cpu_us_per_request() / off.cpu_us_per_request() - 1.0);
+            }
+            if let Some(seconds) = on.sampler_thread_seconds.filter(|_| on.cpu_seconds > 0.0) {
+                sampler_thread_share.push(seconds / on.cpu_seconds);
+            }
+        }
+    }
+    let median_throughput_cost = median(&throughput_cost);
+    OverheadReport {
+        name,
+        started,
+        git_commit,
+        duration_s: args.duration.as_secs_f64(),
+        concurrency: args.concurrency,
+        rounds: args.runs,
+        holds: !throughput_cost.is_empty() && median_throughput_cost <= MAX_THROUGHPUT_COST,
+        median_throughput_cost,
+        throughput_cost,
+        cpu_per_request_cost,
+        sampler_thread_share,
+        samples,
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn range(values: &[f64]) -> String {
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if values.is_empty() {
+        "-".into()
+    } else {
+        format!("{} to {}", signed_percent(lo), signed_percent(hi))
+    }
+}
+
+fn signed_percent(fraction: f64) -> String {
+    format!("{:+.2}%", fraction * 100.0)
+}
+
+fn render(r: &OverheadReport) -> String {
+    let mut t = table(&["measure", "median", "range over rounds", "target"], &[1]);
+    t.add_row(vec![
+        "throughput lost to the sampler (1 − on ÷ off req/s)".to_owned(),
+        signed_percent(r.median_throughput_cost),
+        range(&r.throughput_cost),
+        format!(
+            "≤ {}: {}",
+            percent(MAX_THROUGHPUT_COST),
+            if r.holds { "holds" } else { "NO" }
+        ),
+    ]);
+    t.add_row(vec![
+        "app CPU per request (on ÷ off − 1)".to_owned(),
+        signed_percent(median(&r.cpu_per_request_cost)),
+        range(&r.cpu_per_request_cost),
+        "-".to_owned(),
+    ]);
+    t.add_row(vec![
+        "drift-sampler thread's own clock ÷ the app's CPU".to_owned(),
+        signed_percent(median(&r.sampler_thread_share)),
+        range(&r.sampler_thread_share),
+        "-".to_owned(),
+    ]);
+    let mut runs = table(&["round", "config", "req/s", "CPU µs/req", "samples"], &[0, 2, 3, 4]);
+    for s in &r.samples {
+        runs.add_row(vec![
+            (s.round + 1).to_string(),
+            s.config.clone(),
+            fixed(s.req_per_s, 0),
+            fixed(s.cpu_us_per_request(), 2),
+            s.samples.map_or_else(|| "-".into(), thousands),
+        ]);
+    }
+    format!(
+        "the CPU sampler's own cost — {} ({} rounds × {} s, seed mix, {} connections, {})\n{t}\n\n{runs}",
+        r.name, r.rounds, r.duration_s, r.concurrency, r.git_commit
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(round: usize, config: &str, req_per_s: f64, cpu_seconds: f64) -> OverheadSample {
+        OverheadSample {
+            round,
+            config: config.into(),
+            req_per_s,
+            requests: (req_per_s * 5.0) as u64,
+            cpu_seconds,
+            sampler_thread_seconds: (config == "sampler-on").then_some(0.05),
+            samples: None,
+        }
+    }
+
+    #[test]
+    fn each_round_is_compared_with_itself_and_the_median_is_judged() {
+        let args = BenchArgs {
+            duration: std::time::Duration::from_secs(5),
+            concurrency: 4,
+            rate: None,
+            runs: 3,
+            configs: None,
+            workloads: None,
+            save: None,
+            traces_dir: None,
+            profiler: true,
+        };
+        let samples = vec![
+            sample(0, "sampler-off", 30000.0, 10.0),
+            sample(0, "sampler-on", 29700.0, 10.0),
+            sample(1, "sampler-on", 25000.0, 10.0),
+            sample(1, "sampler-off", 25500.0, 10.0),
+            sample(2, "sampler-off", 28000.0, 10.0),
+            sample(2, "sampler-on", 28280.0, 10.0),
+        ];
+        let r = summarise("t".into(), "now".into(), "abc".into(), &args, samples);
+        assert_eq!(r.throughput_cost.len(), 3);
+        assert!(
+            (r.median_throughput_cost - 0.01).abs() < 1e-9,
+            "{:?}",
+            r.throughput_cost
+        );
+        assert!(r.holds);
+        assert!((r.sampler_thread_share[0] - 0.005).abs() < 1e-9);
+        let text = render(&r);
+        assert!(text.contains("+1.00%") && text.contains("holds"), "{text}");
+    }
+}
