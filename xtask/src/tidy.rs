@@ -60,6 +60,35 @@ fn architecture_names_every_crate() {
     }
 }
 
+/// The workspace lint denies unsafe code; one module allows it (the CPU sampler's signal handler and its ring), and
+/// no other may.
+#[test]
+fn unsafe_code_lives_only_in_the_samplers_signal_module() {
+    let allowed = workspace_root().join("sdk/src/pprof_endpoint/signal.rs");
+    // Spelt in pieces, so that this file does not match itself.
+    let word = "unsafe";
+    let needles = [format!("allow({word}_code)"), format!("{word} {{"), format!("{word} fn"), format!("{word} impl")];
+    for member in workspace_members() {
+        for path in rust_files(&workspace_root().join(&member)) {
+            if path == allowed || path.starts_with(workspace_root().join("target")) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (i, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                assert!(
+                    !needles.iter().any(|n| code.contains(n.as_str())),
+                    "{}:{}: unsafe code belongs in sdk/src/pprof_endpoint/signal.rs only",
+                    path.display(),
+                    i + 1
+                );
+            }
+        }
+    }
+    let signal = std::fs::read_to_string(&allowed).unwrap();
+    assert!(signal.contains(&format!("#![{}]", needles[0])), "the signal module allows it itself");
+}
+
 #[test]
 fn the_sdk_does_not_print() {
     for path in rust_files(&workspace_root().join("sdk/src")) {
