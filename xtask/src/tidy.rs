@@ -67,7 +67,12 @@ fn unsafe_code_lives_only_in_the_samplers_signal_module() {
     let allowed = workspace_root().join("sdk/src/pprof_endpoint/signal.rs");
     // Spelt in pieces, so that this file does not match itself.
     let word = "unsafe";
-    let needles = [format!("allow({word}_code)"), format!("{word} {{"), format!("{word} fn"), format!("{word} impl")];
+    let needles = [
+        format!("allow({word}_code)"),
+        format!("{word} {{"),
+        format!("{word} fn"),
+        format!("{word} impl"),
+    ];
     for member in workspace_members() {
         for path in rust_files(&workspace_root().join(&member)) {
             if path == allowed || path.starts_with(workspace_root().join("target")) {
@@ -86,7 +91,10 @@ fn unsafe_code_lives_only_in_the_samplers_signal_module() {
         }
     }
     let signal = std::fs::read_to_string(&allowed).unwrap();
-    assert!(signal.contains(&format!("#![{}]", needles[0])), "the signal module allows it itself");
+    assert!(
+        signal.contains(&format!("#![{}]", needles[0])),
+        "the signal module allows it itself"
+    );
 }
 
 #[test]

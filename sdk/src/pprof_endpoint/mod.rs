@@ -74,7 +74,7 @@ mod sampler;
 mod signal;
 mod symbols;
 
-pub use sampler::{CpuProfile, CpuSampler, SAMPLER_THREAD, SCAN_INTERVAL, SamplerError, ThreadCpu};
+pub use sampler::{CpuProfile, CpuSampler, LISTS_EVERY, SAMPLER_THREAD, SCAN_INTERVAL, SamplerError, ThreadCpu};
 
 /// Where the router serves the endpoint (Go's `net/http/pprof` path).
 pub const PATH: &str = "/debug/pprof/profile";
