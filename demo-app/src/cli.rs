@@ -60,8 +60,8 @@ pub struct Flags {
     #[arg(long, env = "DEMO_APP_PROFILE_DIR", value_name = "DIR")]
     pub profile_dir: Option<PathBuf>,
 
-    /// CPU sampling frequency of the pprof build, 1 to 250 Hz. Above ~100 Hz the kernel tick caps what SIGPROF
-    /// delivers, so counts become erratic; 99 Hz captures all of them.
+    /// CPU sampling frequency of the pprof build, per second of each thread's CPU, 1 to 250 Hz. A thread's CPU-time
+    /// timer fires at most once per kernel tick (250 Hz here): near that rate samples merge into overruns.
     #[arg(long, default_value_t = 99, value_name = "HZ", value_parser = parse_hz)]
     pub hz: i32,
 

@@ -46,7 +46,7 @@
 //!   `http://` `tusk_api.url` works and `init()` rejects an `https://` one.
 //! - `pprof-endpoint` (off): the `pprof_endpoint` module, a loopback-only `/debug/pprof/profile?seconds=N` router
 //!   that any axum app can mount; it answers a CPU profile of the process (pprof protobuf, or folded stacks), sampled
-//!   by one CPU-time timer per thread. It pulls pprof-rs, and is Linux only (per-thread CPU clocks).
+//!   by one CPU-time timer per thread. It pulls `nix` and `backtrace`, and is Linux only (per-thread CPU clocks).
 #![deny(missing_docs)]
 
 #[doc(hidden)]

@@ -257,7 +257,7 @@ pub struct ProfileArgs {
 /// What `cargo xtask profile` does: one of the three modes, or `attach`, a cpu profile of a running app's window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ProfileMode {
-    /// CPU samples (pprof-rs, SIGPROF) of the demo app under the workload.
+    /// CPU samples (drift-sdk's sampler: a CPU-time timer per thread) of the demo app under the workload.
     Cpu,
     /// Heap allocations (dhat).
     Mem,
@@ -282,7 +282,7 @@ impl ProfileMode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// CPU samples (pprof-rs, SIGPROF).
+    /// CPU samples (drift-sdk's sampler, SIGPROF per thread).
     Cpu,
     /// Heap allocations (dhat).
     Mem,

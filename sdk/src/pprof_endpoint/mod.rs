@@ -21,14 +21,15 @@
 //!
 //! # The endpoint
 //!
-//! `GET /debug/pprof/profile` samples the whole process with pprof-rs for a window, then answers:
+//! `GET /debug/pprof/profile` samples every thread of the process with [`CpuSampler`] for a window (one CPU-time
+//! timer per thread; every thread's own clock read beside the samples), then answers:
 //!
 //! - by default (`format=pprof`): the pprof protobuf, uncompressed (`go tool pprof`, Pyroscope, speedscope read it);
 //! - with `format=folded`: one line of JSON, then folded stacks (`thread;root;…;leaf COUNT`, one line per distinct
 //!   stack, sorted). The JSON line holds the window's facts:
 //!
 //!   ```text
-//!   {"format":"folded","frequency":99,"seconds":10,"wall_seconds":10.001,"samples":1632,"cpu_seconds":16.52,"requests":341234}
+//!   {"format":"folded","frequency":99,"seconds":10,"wall_seconds":10.001,"samples":1632,"cpu_seconds":16.52,"requests":341234,"threads":[{"tid":41,"name":"drift-exporter","cpu_seconds":9.875,"unarmed_seconds":0.0}]}
 //!   ```
 //!
 //!   `cpu_seconds` is the process's CPU time (user + system, all threads) over the window, `null` off Linux;
@@ -36,7 +37,9 @@
 //!   one. samples ÷ (cpu_seconds × frequency) is the capture ratio. With [`ProfileEndpointBuilder::drift`], an `sdk`
 //!   object follows: the SDK's [`Stats`] counted over the window (`recorded`, `sampled_out`, `dropped`, `blocked`,
 //!   `exported`, `failed`), so a reader can tell whether the SDK dropped spans meanwhile. (Not the export thread's
-//!   CPU time: that counter moves only between drains, so over a busy window it can stand still.)
+//!   CPU time: that counter moves only between drains, so over a busy window it can stand still.) `threads` is every
+//!   thread's CPU time over the window by its own clock ([`ThreadCpu`]): the truth the samples of each thread are
+//!   checked against.
 //!
 //! Both answers carry the same facts in `x-profile-frequency`, `x-profile-seconds`, `x-profile-samples`,
 //! `x-profile-cpu-seconds` and `x-profile-requests` headers (the last two only when known).
@@ -51,7 +54,7 @@
 //! | 409 | a window is already being profiled, or another CPU profiler runs in the process (one per process) |
 //! | 500 | pprof could not start or build its report |
 //!
-//! The endpoint keeps no global state of its own (pprof-rs's profiler is process-wide: hence the 409), never
+//! The endpoint keeps no global state of its own (SIGPROF has one handler per process: hence the 409), never
 //! panics into its host, and stops profiling early when the client goes away.
 
 use std::net::SocketAddr;
