@@ -64,8 +64,8 @@ pub struct CalibrationClocks {
     ten: AtomicU64,
     syscalls: AtomicU64,
     wait: AtomicU64,
-    worker: OnceLock<Result<SyscallWorker, String>>,
-    ping_pong: OnceLock<Result<PingPong, String>>,
+    worker: OnceLock<Result<JobThread, String>>,
+    ping_pong: OnceLock<Result<JobThread, String>>,
 }
 
 impl CalibrationClocks {
@@ -84,16 +84,16 @@ impl CalibrationClocks {
         .collect()
     }
 
-    fn ping_pong(self: &Arc<Self>) -> Result<&PingPong, String> {
+    fn ping_pong(self: &Arc<Self>) -> Result<&JobThread, String> {
         self.ping_pong
-            .get_or_init(|| PingPong::start(self.clone()))
+            .get_or_init(|| start_ping_pong(self.clone()))
             .as_ref()
             .map_err(Clone::clone)
     }
 
-    fn worker(self: &Arc<Self>) -> Result<&SyscallWorker, String> {
+    fn worker(self: &Arc<Self>) -> Result<&JobThread, String> {
         self.worker
-            .get_or_init(|| SyscallWorker::start(self.clone()))
+            .get_or_init(|| start_syscall_thread(self.clone()))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -128,55 +128,63 @@ async fn calibrate(State(state): State<AppState>, RawQuery(query): RawQuery) -> 
 }
 
 async fn calibrate_syscalls_endpoint(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    hand_to_thread(
+        query,
+        || state.calibration.worker(),
+        |units, bytes| json!({"units": units, "bytes": bytes}),
+    )
+    .await
+}
+
+async fn calibrate_wakeups_endpoint(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    hand_to_thread(
+        query,
+        || state.calibration.ping_pong(),
+        |_, rounds| json!({"rounds": rounds}),
+    )
+    .await
+}
+
+/// Parses `units`, hands them to the calibration thread `thread` gives (started on first use), and answers what
+/// `answer` makes of (units, the thread's result) once it is done.
+async fn hand_to_thread<'a>(
+    query: Option<String>,
+    thread: impl FnOnce() -> Result<&'a JobThread, String>,
+    answer: impl FnOnce(u64, u64) -> serde_json::Value,
+) -> Response {
+    let refuse = |status: StatusCode, reason: String| (status, Json(json!({"error": reason}))).into_response();
     let units = match parse_syscall_query(query.as_deref().unwrap_or("")) {
         Ok(units) => units,
-        Err(reason) => return (StatusCode::BAD_REQUEST, Json(json!({"error": reason}))).into_response(),
+        Err(reason) => return refuse(StatusCode::BAD_REQUEST, reason),
     };
-    let worker = match state.calibration.worker() {
-        Ok(worker) => worker,
-        Err(reason) => return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": reason}))).into_response(),
+    let thread = match thread() {
+        Ok(thread) => thread,
+        Err(reason) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, reason),
     };
     let (done, finished) = tokio::sync::oneshot::channel();
-    let sent = worker
+    let sent = thread
         .jobs
         .lock()
         .map(|jobs| jobs.send((units, done)).is_ok())
         .unwrap_or(false);
     match (sent, finished.await) {
-        (true, Ok(Ok(written))) => Json(json!({"units": units, "bytes": written})).into_response(),
-        (true, Ok(Err(reason))) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": reason}))).into_response(),
-        _ => (
+        (true, Ok(Ok(result))) => Json(answer(units, result)).into_response(),
+        (true, Ok(Err(reason))) => refuse(StatusCode::INTERNAL_SERVER_ERROR, reason),
+        _ => refuse(
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": format!("the {SYSCALL_THREAD} thread is gone")})),
-        )
-            .into_response(),
+            format!("the {} thread is gone", thread.name),
+        ),
     }
 }
 
-async fn calibrate_wakeups_endpoint(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    let rounds = match parse_syscall_query(query.as_deref().unwrap_or("")) {
-        Ok(rounds) => rounds,
-        Err(reason) => return (StatusCode::BAD_REQUEST, Json(json!({"error": reason}))).into_response(),
-    };
-    let ping_pong = match state.calibration.ping_pong() {
-        Ok(ping_pong) => ping_pong,
-        Err(reason) => return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": reason}))).into_response(),
-    };
-    let (done, finished) = tokio::sync::oneshot::channel();
-    let sent = ping_pong
-        .jobs
-        .lock()
-        .map(|jobs| jobs.send((rounds, done)).is_ok())
-        .unwrap_or(false);
-    match (sent, finished.await) {
-        (true, Ok(Ok(rounds))) => Json(json!({"rounds": rounds})).into_response(),
-        (true, Ok(Err(reason))) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": reason}))).into_response(),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": format!("the {PING_THREAD} thread is gone")})),
-        )
-            .into_response(),
-    }
+/// A job for a calibration thread: its units, and where to send the result.
+type Job = (u64, tokio::sync::oneshot::Sender<Result<u64, String>>);
+
+/// A calibration thread, fed one job at a time.
+#[derive(Debug)]
+struct JobThread {
+    name: &'static str,
+    jobs: Mutex<mpsc::Sender<Job>>,
 }
 
 /// The thread that takes `/api/calibrate-wakeups` jobs and passes a token to [`PONG_THREAD`] and back.
@@ -184,56 +192,50 @@ pub const PING_THREAD: &str = "calib-ping";
 /// The thread that hands the token back.
 pub const PONG_THREAD: &str = "calib-pong";
 
-type PingJob = (u64, tokio::sync::oneshot::Sender<Result<u64, String>>);
-
 /// Two threads passing a token back and forth over channels: each round, each of them blocks in
 /// [`calibrate_wait`] until the other wakes it. What the profiler must get right is the CPU inside that wait — the
 /// system call, the sleep and the wake-up — which is where the SDK's export thread and tokio's workers spend much of
-/// theirs.
-#[derive(Debug)]
-struct PingPong {
-    jobs: Mutex<mpsc::Sender<PingJob>>,
-}
-
-impl PingPong {
-    fn start(clocks: Arc<CalibrationClocks>) -> Result<PingPong, String> {
-        let (jobs, incoming) = mpsc::channel::<PingJob>();
-        let (to_pong, pong_gets) = mpsc::channel::<()>();
-        let (to_ping, ping_gets) = mpsc::channel::<()>();
-        let pong_clocks = Arc::downgrade(&clocks);
-        std::thread::Builder::new()
-            .name(PONG_THREAD.into())
-            .spawn(move || {
-                while let Some(Ok(())) = pong_clocks.upgrade().map(|c| timed_wait(&c.wait, &pong_gets)) {
-                    if to_ping.send(()).is_err() {
+/// theirs. The ping thread takes the jobs.
+fn start_ping_pong(clocks: Arc<CalibrationClocks>) -> Result<JobThread, String> {
+    let (jobs, incoming) = mpsc::channel::<Job>();
+    let (to_pong, pong_gets) = mpsc::channel::<()>();
+    let (to_ping, ping_gets) = mpsc::channel::<()>();
+    let pong_clocks = Arc::downgrade(&clocks);
+    std::thread::Builder::new()
+        .name(PONG_THREAD.into())
+        .spawn(move || {
+            while let Some(Ok(())) = pong_clocks.upgrade().map(|c| timed_wait(&c.wait, &pong_gets)) {
+                if to_ping.send(()).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| format!("starting the {PONG_THREAD} thread: {e}"))?;
+    let clocks = Arc::downgrade(&clocks);
+    std::thread::Builder::new()
+        .name(PING_THREAD.into())
+        .spawn(move || {
+            for (rounds, done) in incoming {
+                let Some(clocks) = clocks.upgrade() else { break };
+                let mut passed = 0;
+                for _ in 0..rounds {
+                    if to_pong.send(()).is_err() || timed_wait(&clocks.wait, &ping_gets).is_err() {
                         break;
                     }
+                    passed += 1;
                 }
-            })
-            .map_err(|e| format!("starting the {PONG_THREAD} thread: {e}"))?;
-        let clocks = Arc::downgrade(&clocks);
-        std::thread::Builder::new()
-            .name(PING_THREAD.into())
-            .spawn(move || {
-                for (rounds, done) in incoming {
-                    let Some(clocks) = clocks.upgrade() else { break };
-                    let mut passed = 0;
-                    for _ in 0..rounds {
-                        if to_pong.send(()).is_err() || timed_wait(&clocks.wait, &ping_gets).is_err() {
-                            break;
-                        }
-                        passed += 1;
-                    }
-                    let _ = done.send(if passed == rounds {
-                        Ok(rounds)
-                    } else {
-                        Err(format!("the {PONG_THREAD} thread stopped after {passed} rounds"))
-                    });
-                }
-            })
-            .map_err(|e| format!("starting the {PING_THREAD} thread: {e}"))?;
-        Ok(PingPong { jobs: Mutex::new(jobs) })
-    }
+                let _ = done.send(if passed == rounds {
+                    Ok(rounds)
+                } else {
+                    Err(format!("the {PONG_THREAD} thread stopped after {passed} rounds"))
+                });
+            }
+        })
+        .map_err(|e| format!("starting the {PING_THREAD} thread: {e}"))?;
+    Ok(JobThread {
+        name: PING_THREAD,
+        jobs: Mutex::new(jobs),
+    })
 }
 
 /// [`calibrate_wait`], its CPU time added to `clock` less what reading the clock itself puts inside the interval.
@@ -269,38 +271,32 @@ pub fn calibrate_wait(from: &mpsc::Receiver<()>) -> Result<(), mpsc::RecvError> 
     token
 }
 
-type SyscallJob = (u64, tokio::sync::oneshot::Sender<Result<u64, String>>);
-
 /// The thread that runs [`calibrate_syscalls`], one job at a time, in a directory of its own under the system's
 /// temporary directory (removed when the app drops its state).
-#[derive(Debug)]
-struct SyscallWorker {
-    jobs: Mutex<mpsc::Sender<SyscallJob>>,
-}
-
-impl SyscallWorker {
-    fn start(clocks: Arc<CalibrationClocks>) -> Result<SyscallWorker, String> {
-        let dir = std::env::temp_dir().join(format!("drift-calibrate-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let (jobs, incoming) = mpsc::channel::<SyscallJob>();
-        // The thread holds the clocks weakly: the state owns it, and when the state is dropped the channel closes.
-        let clocks = Arc::downgrade(&clocks);
-        std::thread::Builder::new()
-            .name(SYSCALL_THREAD.into())
-            .spawn(move || {
-                let path = dir.join("round");
-                for (units, done) in incoming {
-                    let written = match clocks.upgrade() {
-                        Some(clocks) => timed(&clocks.syscalls, || calibrate_syscalls(&path, units)),
-                        None => break,
-                    };
-                    let _ = done.send(written.map_err(|e| format!("calibrate_syscalls in {}: {e}", dir.display())));
-                }
-                let _ = std::fs::remove_dir_all(&dir);
-            })
-            .map_err(|e| format!("starting the {SYSCALL_THREAD} thread: {e}"))?;
-        Ok(SyscallWorker { jobs: Mutex::new(jobs) })
-    }
+fn start_syscall_thread(clocks: Arc<CalibrationClocks>) -> Result<JobThread, String> {
+    let dir = std::env::temp_dir().join(format!("drift-calibrate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let (jobs, incoming) = mpsc::channel::<Job>();
+    // The thread holds the clocks weakly: the state owns it, and when the state is dropped the channel closes.
+    let clocks = Arc::downgrade(&clocks);
+    std::thread::Builder::new()
+        .name(SYSCALL_THREAD.into())
+        .spawn(move || {
+            let path = dir.join("round");
+            for (units, done) in incoming {
+                let written = match clocks.upgrade() {
+                    Some(clocks) => timed(&clocks.syscalls, || calibrate_syscalls(&path, units)),
+                    None => break,
+                };
+                let _ = done.send(written.map_err(|e| format!("calibrate_syscalls in {}: {e}", dir.display())));
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        })
+        .map_err(|e| format!("starting the {SYSCALL_THREAD} thread: {e}"))?;
+    Ok(JobThread {
+        name: SYSCALL_THREAD,
+        jobs: Mutex::new(jobs),
+    })
 }
 
 /// `units` rounds of: create `path`, write [`SYSCALL_WRITE_BYTES`], close, unlink. Returns the bytes written.

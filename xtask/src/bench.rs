@@ -507,7 +507,7 @@ fn in_first_seen_order<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str>
     out
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
