@@ -52,6 +52,7 @@ impl WholeRun {
             "signals": profile.signals,
             "overrun_periods": profile.overrun_periods,
             "dropped_samples": profile.dropped_samples,
+            "handler_seconds": profile.handler_seconds,
             "leaf_only_samples": profile.leaf_only_samples,
             "cpu_seconds": cpu_seconds,
             "requests": facts.requests,

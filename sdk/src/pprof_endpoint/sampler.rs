@@ -115,6 +115,9 @@ pub struct CpuProfile {
     pub overrun_periods: u64,
     /// Samples lost because the ring was full (the drainer fell behind).
     pub dropped_samples: u64,
+    /// Wall seconds spent in the signal handler, summed over its calls: the sampler's cost on the sampled threads
+    /// (the `drift-sampler` thread's own cost is its [`ThreadCpu`] row).
+    pub handler_seconds: f64,
     /// Samples whose stack could not be unwound past the signal frame: they keep only the interrupted function.
     pub leaf_only_samples: u64,
     /// Samples whose stack was deeper than the handler keeps: they lost their outermost frames.
@@ -276,6 +279,7 @@ impl CpuSampler {
             signals: scanned.samples.signals,
             overrun_periods: scanned.samples.overrun_periods,
             dropped_samples: scanned.samples.dropped,
+            handler_seconds: scanned.samples.handler_ns as f64 / 1e9,
             leaf_only_samples: scanned.samples.leaf_only,
             truncated_samples: scanned.samples.truncated,
             started: self.started_at,
@@ -297,6 +301,7 @@ struct Samples {
     truncated: u64,
     signals: u64,
     overrun_periods: u64,
+    handler_ns: u64,
 }
 
 impl Samples {
@@ -319,6 +324,7 @@ impl Samples {
             self.truncated += 1;
         }
         self.signals += 1;
+        self.handler_ns += u64::from(raw.handler_ns);
         self.overrun_periods += u64::from(raw.weight.saturating_sub(1));
         *self.stacks.entry((raw.tid, stack)).or_default() += u64::from(raw.weight.max(1));
     }

@@ -18,7 +18,8 @@
 //!    1 + the timer's overrun count (`si_overrun`). A thread's CPU-time timer is checked only at kernel ticks that
 //!    find the thread running; a thread that runs in short bursts can pass two expiries before a tick notices, and
 //!    the kernel then sends one signal and counts the other as an overrun. The sample stands for both periods;
-//! 4. publishes the slot (`WRITING → READY`, release), and restores `errno`.
+//! 4. notes how long it took (`CLOCK_MONOTONIC` from the vDSO, at entry and before publishing: the sampler's own
+//!    cost on the sampled thread), publishes the slot (`WRITING → READY`, release), and restores `errno`.
 //!
 //! The drainer ([`Claim::drain`], on the `drift-sampler` thread) copies every `READY` slot out and frees it.
 
@@ -47,6 +48,8 @@ struct Slot {
     state: AtomicU8,
     tid: AtomicI32,
     weight: AtomicU32,
+    /// How long the handler took to store this sample, in nanoseconds (`CLOCK_MONOTONIC`, from the vDSO).
+    handler_ns: AtomicU32,
     pc: AtomicUsize,
     len: AtomicUsize,
     frames: UnsafeCell<[usize; MAX_FRAMES]>,
@@ -62,6 +65,7 @@ impl Slot {
             state: AtomicU8::new(FREE),
             tid: AtomicI32::new(0),
             weight: AtomicU32::new(0),
+            handler_ns: AtomicU32::new(0),
             pc: AtomicUsize::new(0),
             len: AtomicUsize::new(0),
             frames: UnsafeCell::new([0; MAX_FRAMES]),
@@ -94,6 +98,8 @@ pub(super) struct RawSample<'a> {
     pub tid: i32,
     /// The timer periods this sample stands for: 1 + the timer's overruns.
     pub weight: u32,
+    /// How long the handler took to store it, in nanoseconds: the sampler's cost on the sampled thread.
+    pub handler_ns: u32,
     /// The interrupted instruction.
     pub pc: usize,
     /// Return addresses from the handler's own frame outwards: the interrupted frames follow the signal
@@ -163,6 +169,7 @@ impl Claim {
             each(RawSample {
                 tid: slot.tid.load(Relaxed),
                 weight: slot.weight.load(Relaxed),
+                handler_ns: slot.handler_ns.load(Relaxed),
                 pc: slot.pc.load(Relaxed),
                 frames: &frames[..len],
             });
@@ -205,6 +212,7 @@ extern "C" fn on_sigprof(_signal: libc::c_int, info: *mut libc::siginfo_t, conte
         return;
     }
     let errno = Errno::last_raw();
+    let entered = monotonic_ns();
     let index = RING.next.fetch_add(1, Relaxed) % SLOTS;
     let slot = &RING.slots[index];
     if slot.state.compare_exchange(FREE, WRITING, Acquire, Relaxed).is_err() {
@@ -231,8 +239,18 @@ extern "C" fn on_sigprof(_signal: libc::c_int, info: *mut libc::siginfo_t, conte
     slot.pc.store(interrupted_pc(context), Relaxed);
     slot.len.store(len, Relaxed);
     slot.tid.store(rustix::thread::gettid().as_raw_nonzero().get(), Relaxed);
+    let spent = monotonic_ns().saturating_sub(entered);
+    slot.handler_ns.store(u32::try_from(spent).unwrap_or(u32::MAX), Relaxed);
     slot.state.store(READY, Release);
     Errno::set_raw(errno);
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds (rustix reads it from the vDSO: no system call, no lock).
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
 }
 
 /// `si_code` of a signal sent by a POSIX timer.
