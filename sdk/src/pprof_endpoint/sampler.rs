@@ -215,7 +215,7 @@ impl CpuSampler {
             )));
         }
         let claim = Claim::new().map_err(|e| match e {
-            ClaimError::Taken => SamplerError::Running,
+            ClaimError::Taken | ClaimError::Busy => SamplerError::Running,
             ClaimError::Install(e) => SamplerError::Setup(format!("installing the SIGPROF handler: {e}")),
         })?;
         let period = Duration::from_nanos(1_000_000_000 / hz as u64);
@@ -343,6 +343,8 @@ struct Tracked {
     name: String,
     /// `None` once the thread is gone (its timer is deleted), or when the kernel refused one.
     timer: Option<Timer>,
+    /// The thread has exited: a thread listed later under its id is another one.
+    ended: bool,
     /// The clock's reading the profile counts from: at the first scan for threads already running, 0 for threads
     /// started later (a new thread's clock starts at 0).
     baseline_ns: u64,
@@ -355,15 +357,17 @@ struct Tracked {
 /// The `drift-sampler` thread: arms the threads present, tells `ready`, then scans and drains until `stop` is
 /// dropped; then reads every clock, disarms, and gives SIGPROF back (dropping the claim).
 fn scan_until_stopped(
-    claim: Claim,
+    mut claim: Claim,
     period: Duration,
     ready: &mpsc::Sender<Result<(), SamplerError>>,
     stop: &mpsc::Receiver<()>,
 ) -> Scanned {
     let mut threads: BTreeMap<i32, Tracked> = BTreeMap::new();
+    let mut retired: Vec<(i32, Tracked)> = Vec::new();
     let mut samples = Samples::default();
     claim.record(true);
-    let scanned = TaskList::open().and_then(|mut tasks| scan(&mut tasks, &mut threads, period, true).map(|()| tasks));
+    let scanned = TaskList::open()
+        .and_then(|mut tasks| scan(&mut tasks, &mut threads, &mut retired, period, true).map(|()| tasks));
     let mut tasks = match scanned {
         Ok(tasks) => {
             let _ = ready.send(Ok(()));
@@ -384,7 +388,7 @@ fn scan_until_stopped(
         scans = scans.wrapping_add(1);
         if scans.is_multiple_of(LISTS_EVERY) {
             // A failed listing now is transient (the profile is running): the next one tries again.
-            let _ = scan(&mut tasks, &mut threads, period, false);
+            let _ = scan(&mut tasks, &mut threads, &mut retired, period, false);
         } else {
             read_clocks(&mut threads);
         }
@@ -407,6 +411,7 @@ fn scan_until_stopped(
     drop(claim);
     let mut out: Vec<ThreadCpu> = threads
         .into_iter()
+        .chain(retired)
         .map(|(tid, t)| ThreadCpu {
             tid,
             name: t.name,
@@ -432,60 +437,79 @@ fn monotonic_seconds() -> f64 {
 fn scan(
     tasks: &mut TaskList,
     threads: &mut BTreeMap<i32, Tracked>,
+    retired: &mut Vec<(i32, Tracked)>,
     period: Duration,
     first: bool,
 ) -> Result<(), SamplerError> {
     let present = tasks.list()?;
     for &tid in present {
         match threads.get_mut(&tid) {
-            Some(thread) if thread.timer.is_some() => {
-                if let Some(ns) = thread_cpu_ns(tid) {
-                    thread.last_ns = ns;
+            Some(thread) if thread.timer.is_some() => read_clock(tid, thread),
+            // Refused a timer: nothing more to learn.
+            Some(thread) if !thread.ended => {}
+            // Its id is taken by a new thread: the old one is kept as it ended, the new one armed.
+            Some(_) => {
+                if let Some(old) = threads.remove(&tid) {
+                    retired.push((tid, old));
                 }
+                arm_new(tid, threads, period, first)?;
             }
-            // A thread that was gone, or refused a timer: nothing more to learn.
-            Some(_) => {}
-            None => {
-                let Some(now_ns) = thread_cpu_ns(tid) else {
-                    continue; // gone between the listing and the clock
-                };
-                let timer = match arm(tid, period) {
-                    Ok(timer) => Some(timer),
-                    // The thread exited in between.
-                    Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ESRCH) => continue,
-                    Err(e) if first => {
-                        return Err(SamplerError::Setup(format!("a CPU-time timer for thread {tid}: {e}")));
-                    }
-                    Err(_) => None,
-                };
-                threads.insert(
-                    tid,
-                    Tracked {
-                        name: thread_name(tid).unwrap_or_else(|| tid.to_string()),
-                        timer,
-                        baseline_ns: if first { now_ns } else { 0 },
-                        armed_ns: now_ns,
-                        last_ns: now_ns,
-                    },
-                );
-            }
+            None => arm_new(tid, threads, period, first)?,
         }
     }
     for (tid, thread) in threads.iter_mut() {
         if thread.timer.is_some() && present.binary_search(tid).is_err() {
             thread.timer = None;
+            thread.ended = true;
         }
     }
+    Ok(())
+}
+
+/// Arms the thread `tid`, seen for the first time, and starts tracking it.
+fn arm_new(tid: i32, threads: &mut BTreeMap<i32, Tracked>, period: Duration, first: bool) -> Result<(), SamplerError> {
+    let Some(now_ns) = thread_cpu_ns(tid) else {
+        return Ok(()); // gone between the listing and the clock
+    };
+    let timer = match arm(tid, period) {
+        Ok(timer) => Some(timer),
+        // The thread exited in between.
+        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ESRCH) => return Ok(()),
+        Err(e) if first => {
+            return Err(SamplerError::Setup(format!("a CPU-time timer for thread {tid}: {e}")));
+        }
+        Err(_) => None,
+    };
+    threads.insert(
+        tid,
+        Tracked {
+            name: thread_name(tid).unwrap_or_else(|| tid.to_string()),
+            timer,
+            ended: false,
+            baseline_ns: if first { now_ns } else { 0 },
+            armed_ns: now_ns,
+            last_ns: now_ns,
+        },
+    );
     Ok(())
 }
 
 /// Every live thread's clock; a thread whose clock is gone has exited: its timer is deleted.
 fn read_clocks(threads: &mut BTreeMap<i32, Tracked>) {
     for (&tid, thread) in threads.iter_mut().filter(|(_, t)| t.timer.is_some()) {
-        match thread_cpu_ns(tid) {
-            Some(ns) if ns >= thread.last_ns => thread.last_ns = ns,
-            // Gone, or its id already taken by a new thread (whose clock starts again from 0).
-            _ => thread.timer = None,
+        read_clock(tid, thread);
+    }
+}
+
+/// One live thread's clock. A clock that is gone, or that went back (its id taken by a new thread, whose clock
+/// starts again from 0), ends the thread: its timer is deleted and the next listing arms whatever has the id now.
+/// (A new thread whose clock is already past the old one's last reading is not told apart.)
+fn read_clock(tid: i32, thread: &mut Tracked) {
+    match thread_cpu_ns(tid) {
+        Some(ns) if ns >= thread.last_ns => thread.last_ns = ns,
+        _ => {
+            thread.timer = None;
+            thread.ended = true;
         }
     }
 }

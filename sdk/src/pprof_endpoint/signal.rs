@@ -9,7 +9,7 @@
 //! handler took a process-wide one with `try_write` and dropped the sample that found it taken: 3–18 % of the
 //! samples when two threads were busy, more of the thread that was in a system call). It:
 //!
-//! 1. returns at once unless a profile is active;
+//! 1. counts itself in flight, and returns at once unless a profile is active;
 //! 2. claims the next slot of the ring (`FREE → WRITING`, a compare-exchange), or counts a drop when the slot is
 //!    still full (the drainer is [`SLOTS`] samples behind);
 //! 3. stores the interrupted program counter (from the signal's `ucontext`) and the return addresses found by
@@ -22,12 +22,17 @@
 //!    cost on the sampled thread), publishes the slot (`WRITING → READY`, release), and restores `errno`.
 //!
 //! The drainer ([`Claim::drain`], on the `drift-sampler` thread) copies every `READY` slot out and frees it.
+//!
+//! The handler is installed with `SA_RESTART`, but some system calls return `EINTR` whatever the flag says
+//! (`epoll_wait`, `poll`, relative `nanosleep`): as with any SIGPROF profiler, the host must retry them, as std
+//! and tokio do. It runs on the interrupted thread's stack (no `SA_ONSTACK`: the unwinder walks the current stack):
+//! the kernel's signal frame and libgcc's unwinding take a few KB of it.
 
 #![allow(unsafe_code)]
 
 use std::cell::UnsafeCell;
 use std::ffi::c_void;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize};
 use std::time::{Duration, Instant};
 
@@ -82,6 +87,9 @@ struct Ring {
     claimed: AtomicBool,
     /// Samples the handler could not store: the ring was full.
     dropped: AtomicU64,
+    /// Handlers running now, counted from before they look at `active`: a handler preempted anywhere in its body is
+    /// seen, so the ring is never reset or handed over under it.
+    inflight: AtomicUsize,
 }
 
 static RING: Ring = Ring {
@@ -90,6 +98,7 @@ static RING: Ring = Ring {
     active: AtomicBool::new(false),
     claimed: AtomicBool::new(false),
     dropped: AtomicU64::new(0),
+    inflight: AtomicUsize::new(0),
 };
 
 /// One sample as the handler stored it.
@@ -125,6 +134,8 @@ pub(super) enum ClaimError {
     Taken,
     /// `sigaction` failed.
     Install(Errno),
+    /// A handler of an earlier profile is still running (preempted for long): try again later.
+    Busy,
 }
 
 impl Claim {
@@ -133,10 +144,20 @@ impl Claim {
         if RING.claimed.compare_exchange(false, true, Acquire, Relaxed).is_err() {
             return Err(ClaimError::Taken);
         }
+        if RING.inflight.load(SeqCst) != 0 {
+            RING.claimed.store(false, Release);
+            return Err(ClaimError::Busy);
+        }
+        // Samples an earlier profile left behind; no handler runs, so no slot is being written.
         for slot in &RING.slots {
-            slot.state.store(FREE, Relaxed);
+            let _ = slot.state.compare_exchange(READY, FREE, Acquire, Relaxed);
         }
         RING.dropped.store(0, Relaxed);
+        // What the handler calls must not set itself up inside it: rustix finds the vDSO's clock_gettime on first
+        // use (on kernels before 6.4 by reading /proc/self/auxv into a Vec), and libgcc's first unwind runs a
+        // pthread_once. Both happen here, outside any handler.
+        let _ = monotonic_ns();
+        backtrace::trace(|_| false);
         let action = SigAction::new(
             SigHandler::SigAction(on_sigprof),
             SaFlags::SA_SIGINFO | SaFlags::SA_RESTART,
@@ -154,11 +175,12 @@ impl Claim {
 
     /// Turns recording on or off.
     pub(super) fn record(&self, on: bool) {
-        RING.active.store(on, Release);
+        RING.active.store(on, SeqCst);
     }
 
     /// Hands every stored sample to `each`, then frees its slot.
-    pub(super) fn drain(&self, mut each: impl FnMut(RawSample<'_>)) {
+    /// `&mut`: one drainer at a time, so a slot is never read by two.
+    pub(super) fn drain(&mut self, mut each: impl FnMut(RawSample<'_>)) {
         for slot in &RING.slots {
             if slot.state.load(Acquire) != READY {
                 continue;
@@ -182,10 +204,11 @@ impl Claim {
         RING.dropped.load(Relaxed)
     }
 
-    /// Waits (at most `limit`) until no handler is writing a slot.
+    /// Waits (at most `limit`) until no handler is running. Call after `record(false)`: a handler that starts later
+    /// returns at once.
     pub(super) fn settle(&self, limit: Duration) {
         let started = Instant::now();
-        while RING.slots.iter().any(|s| s.state.load(Acquire) == WRITING) && started.elapsed() < limit {
+        while RING.inflight.load(Acquire) != 0 && started.elapsed() < limit {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -195,29 +218,36 @@ impl Drop for Claim {
     fn drop(&mut self) {
         self.record(false);
         self.settle(Duration::from_millis(100));
-        // A SIGPROF still pending on some thread must not meet the default action, which ends the process: where
-        // the previous action was the default, SIGPROF is ignored from now on (which also discards pending ones).
-        let previous = match self.previous.handler() {
-            SigHandler::SigDfl => SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty()),
-            _ => self.previous,
-        };
-        // SAFETY: the previous action was installed by the process before; SIG_IGN is always safe.
-        let _ = unsafe { sigaction(Signal::SIGPROF, &previous) };
+        // A SIGPROF still queued for some thread must not meet the default action, which ends the process. Where
+        // the previous action was the default (or ignore), the handler stays installed, inert (`active` is false):
+        // unlike SIG_IGN, a caught signal goes back to the default across exec, so child processes are unaffected.
+        if let SigHandler::Handler(_) | SigHandler::SigAction(_) = self.previous.handler() {
+            // SAFETY: the previous action was the process's own handler before the claim.
+            let _ = unsafe { sigaction(Signal::SIGPROF, &self.previous) };
+        }
         RING.claimed.store(false, Release);
     }
 }
 
 extern "C" fn on_sigprof(_signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
-    if !RING.active.load(Acquire) {
-        return;
+    // Counted before `active` is read (both SeqCst, as `record` and `settle` are): whoever turns recording off and
+    // then sees no handler in flight knows none will write.
+    RING.inflight.fetch_add(1, SeqCst);
+    if RING.active.load(SeqCst) {
+        let errno = Errno::last_raw();
+        record_sample(info, context);
+        Errno::set_raw(errno);
     }
-    let errno = Errno::last_raw();
+    RING.inflight.fetch_sub(1, Release);
+}
+
+/// The handler's work while a profile is active.
+fn record_sample(info: *mut libc::siginfo_t, context: *mut c_void) {
     let entered = monotonic_ns();
     let index = RING.next.fetch_add(1, Relaxed) % SLOTS;
     let slot = &RING.slots[index];
     if slot.state.compare_exchange(FREE, WRITING, Acquire, Relaxed).is_err() {
         RING.dropped.fetch_add(1, Relaxed);
-        Errno::set_raw(errno);
         return;
     }
     // SAFETY: the compare-exchange gave this handler the slot until it stores READY.
@@ -242,7 +272,6 @@ extern "C" fn on_sigprof(_signal: libc::c_int, info: *mut libc::siginfo_t, conte
     let spent = monotonic_ns().saturating_sub(entered);
     slot.handler_ns.store(u32::try_from(spent).unwrap_or(u32::MAX), Relaxed);
     slot.state.store(READY, Release);
-    Errno::set_raw(errno);
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds (rustix reads it from the vDSO: no system call, no lock).
