@@ -373,6 +373,12 @@ impl ProfileRequest {
         self.dir.strip_prefix(root).unwrap_or(&self.dir).display().to_string()
     }
 
+    /// A file of the run as the hints name it: relative to the workspace root, where `cargo xtask` runs (the run's
+    /// directory is always `results/<name>` there), so that a printed command works as it is and names no machine.
+    fn shown(&self, file: &str) -> String {
+        format!("results/{}/{file}", self.name)
+    }
+
     /// The settings and facts at the top of `report.html`.
     fn facts(&self, summary: &Summary) -> Vec<(String, String)> {
         let s = &summary.settings;
@@ -665,8 +671,8 @@ impl ProfileRequest {
                 ),
                 None => format!(
                     "open flamegraph.svg in a browser (click to zoom, Ctrl-F to search); cpu.pb opens in `go tool \
-                     pprof -http=: {}/cpu.pb`, speedscope or Pyroscope",
-                    self.dir.display()
+                     pprof -http=: {}`, speedscope or Pyroscope",
+                    self.shown("cpu.pb")
                 ),
             }],
             files: [
@@ -720,7 +726,7 @@ impl ProfileRequest {
             sections,
             hints: vec![format!(
                 "open {dh_view} in a browser, click \"Load…\" and choose {}",
-                path.display()
+                self.shown("dhat-heap.json")
             )],
             files: ["dhat-heap.json", "run.json", "workload.json", "traces/"]
                 .map(PathBuf::from)
@@ -746,7 +752,7 @@ impl ProfileRequest {
             sections,
             hints: vec![format!(
                 "open https://ui.perfetto.dev, click \"Open trace file\" and choose {} (chrome://tracing opens it too)",
-                path.display()
+                self.shown("timeline.json")
             )],
             files: ["timeline.json", "run.json", "workload.json", "traces/"]
                 .map(PathBuf::from)
@@ -934,6 +940,11 @@ mod tests {
         let report = request.report_cpu(&mut summary, &Value::Null).unwrap();
         assert_eq!(report.sections.len(), 3);
         assert!(
+            report.hints[0].contains("`go tool pprof -http=: results/run/cpu.pb`"),
+            "repo-relative: {}",
+            report.hints[0]
+        );
+        assert!(
             report.sections[0].text.contains("capture ratio"),
             "{}",
             report.sections[0].text
@@ -978,12 +989,14 @@ mod tests {
         let report = request.report_mem(&mut s).unwrap();
         assert_eq!(report.sections.len(), 4, "totals and three rankings");
         assert!(report.hints[0].contains("dh_view.html"));
+        assert!(report.hints[0].ends_with("choose results/run/dhat-heap.json"), "{}", report.hints[0]);
         assert!(s.mem.unwrap().bytes_per_request > 0.0);
 
         let (_root, request) = run_dir("timeline", &[("timeline.json", &test_data("timeline-small.json"))]);
         let mut s = summary(&request);
         let report = request.report_timeline(&mut s).unwrap();
         assert!(report.hints[0].contains("ui.perfetto.dev"));
+        assert!(report.hints[0].contains("choose results/run/timeline.json "), "{}", report.hints[0]);
         assert!(!s.timeline.unwrap().timeline.stages.is_empty());
     }
     #[test]
