@@ -68,19 +68,35 @@ pub struct CalibrationClocks {
     ping_pong: OnceLock<Result<JobThread, String>>,
 }
 
+/// One calibration function's CPU time, by its thread's own clock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CalibrationTime {
+    /// The function's full name, as a profile names it.
+    pub function: &'static str,
+    pub cpu_seconds: f64,
+    /// Whether the figure is exact to well within a profile's resolution. `calibrate_wait`'s is not: a wait costs a
+    /// few µs of CPU and the clock reads around it are system calls whose cost after a wake-up is a sizeable, uneven
+    /// part of that, so its figure is an upper bound.
+    pub exact: bool,
+}
+
 impl CalibrationClocks {
-    /// Each calibration function that ran, with its CPU seconds: `(full name, seconds)`.
-    pub fn seconds(&self) -> Vec<(&'static str, f64)> {
+    /// Each calibration function that ran, with its CPU time.
+    pub fn seconds(&self) -> Vec<CalibrationTime> {
         [
-            ("demo_app::calibrate::calibrate_sixty", &self.sixty),
-            ("demo_app::calibrate::calibrate_thirty", &self.thirty),
-            ("demo_app::calibrate::calibrate_ten", &self.ten),
-            ("demo_app::calibrate::calibrate_syscalls", &self.syscalls),
-            ("demo_app::calibrate::calibrate_wait", &self.wait),
+            ("demo_app::calibrate::calibrate_sixty", &self.sixty, true),
+            ("demo_app::calibrate::calibrate_thirty", &self.thirty, true),
+            ("demo_app::calibrate::calibrate_ten", &self.ten, true),
+            ("demo_app::calibrate::calibrate_syscalls", &self.syscalls, true),
+            ("demo_app::calibrate::calibrate_wait", &self.wait, false),
         ]
         .into_iter()
-        .map(|(name, ns)| (name, ns.load(Ordering::Relaxed) as f64 / 1e9))
-        .filter(|&(_, s)| s > 0.0)
+        .map(|(function, ns, exact)| CalibrationTime {
+            function,
+            cpu_seconds: ns.load(Ordering::Relaxed) as f64 / 1e9,
+            exact,
+        })
+        .filter(|t| t.cpu_seconds > 0.0)
         .collect()
     }
 
@@ -430,8 +446,9 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         let seconds = clocks.seconds();
         assert_eq!(seconds.len(), 1);
-        assert_eq!(seconds[0].0, "demo_app::calibrate::calibrate_syscalls");
-        assert!(seconds[0].1 > 0.0);
+        assert_eq!(seconds[0].function, "demo_app::calibrate::calibrate_syscalls");
+        assert!(seconds[0].cpu_seconds > 0.0);
+        assert!(seconds[0].exact);
     }
 
     #[test]

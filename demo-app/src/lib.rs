@@ -34,8 +34,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use calibrate::{
-    CalibrationClocks, DEFAULT_RATIO, DEFAULT_SYSCALL_UNITS, DEFAULT_UNITS, SYSCALL_THREAD, calibrate_sixty,
-    calibrate_syscalls, calibrate_ten, calibrate_thirty,
+    CalibrationClocks, CalibrationTime, DEFAULT_RATIO, DEFAULT_SYSCALL_UNITS, DEFAULT_UNITS, SYSCALL_THREAD,
+    calibrate_sixty, calibrate_syscalls, calibrate_ten, calibrate_thirty,
 };
 pub use endpoints::{LARGE, MEDIUM, SMALL};
 pub use state::RequestCounter;
@@ -77,7 +77,7 @@ pub struct Served {
     /// Whether every in-flight request finished before the drain timeout.
     pub drained: bool,
     /// The calibration functions that ran, with their CPU seconds by their threads' own clocks.
-    pub calibration: Vec<(&'static str, f64)>,
+    pub calibration: Vec<CalibrationTime>,
 }
 
 impl DemoApp {

@@ -22,7 +22,7 @@ use crate::Failure;
 use crate::attach::Attach;
 use crate::collect::{self, App};
 use crate::flags::{Mode, ProfileArgs, ProfileMode};
-use crate::parse::calibration::{Calibration, ClockCalibration};
+use crate::parse::calibration::{Calibration, ClockCalibration, ClockedTime};
 use crate::parse::chrome::Timeline;
 use crate::parse::dhat::HeapProfile;
 use crate::parse::folded::{CpuHeadline, CpuOptions, CpuProfile, CpuRun, CpuScale, CumulativeView, EXPORTER_THREAD};
@@ -556,11 +556,11 @@ impl ProfileRequest {
         if let Some(c) = &calibration {
             headline_text.push_str(&format!("calibration    {}\n", c.describe()));
         }
-        let clocks: BTreeMap<String, f64> = serde_json::from_value(match &run["calibration"] {
+        let clocks: BTreeMap<String, ClockedTime> = serde_json::from_value(match &run["calibration"] {
             Value::Null => Value::Object(Default::default()),
             v => v.clone(),
         })
-        .context("run.json: `calibration` is not an object of function → CPU seconds")?;
+        .context("run.json: `calibration` is not an object of function → {cpu_seconds, exact}")?;
         let clocked = threads
             .as_ref()
             .and_then(|threads| ClockCalibration::of(&clocks, &profile, threads));
@@ -989,14 +989,22 @@ mod tests {
         let report = request.report_mem(&mut s).unwrap();
         assert_eq!(report.sections.len(), 4, "totals and three rankings");
         assert!(report.hints[0].contains("dh_view.html"));
-        assert!(report.hints[0].ends_with("choose results/run/dhat-heap.json"), "{}", report.hints[0]);
+        assert!(
+            report.hints[0].ends_with("choose results/run/dhat-heap.json"),
+            "{}",
+            report.hints[0]
+        );
         assert!(s.mem.unwrap().bytes_per_request > 0.0);
 
         let (_root, request) = run_dir("timeline", &[("timeline.json", &test_data("timeline-small.json"))]);
         let mut s = summary(&request);
         let report = request.report_timeline(&mut s).unwrap();
         assert!(report.hints[0].contains("ui.perfetto.dev"));
-        assert!(report.hints[0].contains("choose results/run/timeline.json "), "{}", report.hints[0]);
+        assert!(
+            report.hints[0].contains("choose results/run/timeline.json "),
+            "{}",
+            report.hints[0]
+        );
         assert!(!s.timeline.unwrap().timeline.stages.is_empty());
     }
     #[test]

@@ -93,7 +93,7 @@ pub struct RunFacts {
     /// Whether in-flight requests finished before the drain timeout.
     pub drained: bool,
     /// The calibration functions that ran, with their CPU seconds by their threads' own clocks.
-    pub calibration: Vec<(&'static str, f64)>,
+    pub calibration: Vec<crate::CalibrationTime>,
 }
 
 impl Profiler {
@@ -167,7 +167,10 @@ impl Profiler {
             "calibration": facts
                 .calibration
                 .iter()
-                .map(|&(name, seconds)| (name.to_owned(), json!(seconds)))
+                .map(|t| (
+                    t.function.to_owned(),
+                    json!({"cpu_seconds": t.cpu_seconds, "exact": t.exact})
+                ))
                 .collect::<serde_json::Map<String, Value>>(),
             "profiler_output": Value::Object(extra),
         });

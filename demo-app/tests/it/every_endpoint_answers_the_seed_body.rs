@@ -296,7 +296,7 @@ async fn every_endpoint_answers_the_seed_body() {
     assert_eq!(outbound["audited"], true);
 
     let served = app.stop().await;
-    let timed: Vec<&str> = served.calibration.iter().map(|(name, _)| *name).collect();
+    let timed: Vec<&str> = served.calibration.iter().map(|t| t.function).collect();
     assert_eq!(
         timed,
         [

@@ -9,9 +9,11 @@
 //!   CPU; and every thread group's share of the samples within [`THREAD_CALIBRATION_TOLERANCE_POINTS`] of its share
 //!   by its clocks. `calibrate-threads` runs user-space work on the request threads, file system calls on a thread
 //!   of their own (the split a process-wide `setitimer` got wrong by 6–13 points), and two threads that wake each
-//!   other up ([`REPORTED_ONLY`]).
+//!   other up (reported, not judged: the app marks its clock figure as not exact, [`ClockedTime::exact`]).
 
 use std::collections::BTreeMap;
+
+use serde::Deserialize;
 
 use super::folded::CpuProfile;
 use super::names::normalise;
@@ -24,12 +26,19 @@ pub const CALIBRATION_TOLERANCE_POINTS: f64 = 3.0;
 /// percentage points.
 pub const THREAD_CALIBRATION_TOLERANCE_POINTS: f64 = 2.0;
 
-/// Calibrated functions whose line is printed but not judged. `calibrate_wait` (two threads waking each other
-/// through a channel) costs a few µs of CPU a call, and the two reads of the thread's CPU clock around it are
-/// system calls whose cost after a wake-up is a sizeable and uneven part of that: its clock figure is an upper
-/// bound, not a truth to ±3 points. Measured (2026-12-04): 12.8 % by the clocks, 10.2 % by the sampler, 9.7 % by
-/// `perf record` on the same run.
-pub const REPORTED_ONLY: [&str; 1] = ["demo_app::calibrate::calibrate_wait"];
+/// One calibration function's CPU time as the app reports it in `run.json`'s `calibration` (function → this).
+/// Every field is required.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockedTime {
+    /// CPU seconds by its thread's own clock.
+    pub cpu_seconds: f64,
+    /// Whether the figure is exact enough to judge the profile by. The app says so: `calibrate_wait` (two threads
+    /// waking each other) costs a few µs a call and the clock reads around it are system calls, so its figure is an
+    /// upper bound (measured 2026-12-04: 12.8 % by the clocks, 10.2 % by the sampler, 9.7 % by `perf record` on the
+    /// same run), and its line is printed, not judged.
+    pub exact: bool,
+}
 
 /// `/api/calibrate`'s three functions' self samples, as shares of their sum (expected 60 / 30 / 10).
 #[derive(Debug)]
@@ -91,6 +100,8 @@ pub struct ClockedFunction {
     pub expected_share: f64,
     /// Its cumulative samples ÷ all samples, 0 to 1.
     pub sample_share: f64,
+    /// Whether its line is a check ([`ClockedTime::exact`]).
+    pub judged: bool,
 }
 
 impl ClockedFunction {
@@ -99,13 +110,8 @@ impl ClockedFunction {
         (self.sample_share - self.expected_share) * 100.0
     }
 
-    /// Whether this function's line is a check (see [`REPORTED_ONLY`]).
-    pub fn is_judged(&self) -> bool {
-        !REPORTED_ONLY.contains(&self.name.as_str())
-    }
-
     pub fn holds(&self) -> bool {
-        !self.is_judged() || self.gap_points().abs() <= CALIBRATION_TOLERANCE_POINTS
+        !self.judged || self.gap_points().abs() <= CALIBRATION_TOLERANCE_POINTS
     }
 }
 
@@ -118,14 +124,18 @@ pub struct ClockCalibration {
 }
 
 impl ClockCalibration {
-    /// The check of a run whose app reported `clocks` (function → CPU seconds), or `None` when it reported none.
-    pub fn of(clocks: &BTreeMap<String, f64>, profile: &CpuProfile, threads: &ThreadTable) -> Option<ClockCalibration> {
+    /// The check of a run whose app reported `clocks`, or `None` when it reported none.
+    pub fn of(
+        clocks: &BTreeMap<String, ClockedTime>,
+        profile: &CpuProfile,
+        threads: &ThreadTable,
+    ) -> Option<ClockCalibration> {
         if clocks.is_empty() || threads.cpu_seconds <= 0.0 {
             return None;
         }
         let functions = clocks
             .iter()
-            .map(|(name, &cpu_seconds)| {
+            .map(|(name, &ClockedTime { cpu_seconds, exact })| {
                 let name = normalise(name);
                 let cum = profile
                     .functions
@@ -136,6 +146,7 @@ impl ClockCalibration {
                     expected_share: cpu_seconds / threads.cpu_seconds,
                     sample_share: profile.share(cum),
                     cpu_seconds,
+                    judged: exact,
                     name,
                 }
             })
@@ -168,7 +179,7 @@ impl ClockCalibration {
                     f.expected_share * 100.0,
                     f.cpu_seconds,
                     f.gap_points(),
-                    match (f.is_judged(), f.holds()) {
+                    match (f.judged, f.holds()) {
                         (false, _) => "reported, not judged (its clock figure is an upper bound)",
                         (true, true) => "ok",
                         (true, false) => "OFF",
@@ -238,9 +249,13 @@ mod tests {
             &profile,
             99,
         );
+        let exact = |cpu_seconds| ClockedTime {
+            cpu_seconds,
+            exact: true,
+        };
         let clocks = BTreeMap::from([
-            ("demo_app::calibrate::calibrate_syscalls".to_owned(), 4.85),
-            ("demo_app::calibrate::calibrate_sixty".to_owned(), 3.25),
+            ("demo_app::calibrate::calibrate_syscalls".to_owned(), exact(4.85)),
+            ("demo_app::calibrate::calibrate_sixty".to_owned(), exact(3.25)),
         ]);
         let check = ClockCalibration::of(&clocks, &profile, &threads).unwrap();
         let syscalls = &check.functions[1];
@@ -273,12 +288,21 @@ mod tests {
             cpu_seconds: 1.0,
             expected_share: 0.2,
             sample_share: 0.1,
+            judged: false,
         };
-        assert!(!wait.is_judged() && wait.holds(), "reported only");
+        assert!(!wait.judged && wait.holds(), "reported only");
         let check = ClockCalibration {
             functions: vec![wait],
             threads: vec![],
         };
         assert!(check.holds() && check.describe()[0].contains("not judged"));
+
+        let err = serde_json::from_str::<BTreeMap<String, ClockedTime>>(r#"{"f": {"cpu_seconds": 1.0}}"#).unwrap_err();
+        assert!(err.to_string().contains("exact"), "a missing field is an error: {err}");
+        let inexact: BTreeMap<String, ClockedTime> =
+            serde_json::from_str(r#"{"demo_app::calibrate::calibrate_wait": {"cpu_seconds": 1.0, "exact": false}}"#)
+                .unwrap();
+        let check = ClockCalibration::of(&inexact, &profile, &threads).unwrap();
+        assert!(!check.functions[0].judged, "the app's word decides what is judged");
     }
 }
