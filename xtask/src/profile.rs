@@ -512,6 +512,18 @@ impl ProfileRequest {
                         tables::percent(exporter.cpu_share)
                     ));
                 }
+                let coverage = threads.coverage(cpu_run.cpu_seconds);
+                headline_text.push_str(&format!(
+                    "thread clocks  {} s, {} of the process's CPU seconds{}\n",
+                    tables::fixed(threads.cpu_seconds, 2),
+                    coverage.map_or_else(|| "-".into(), tables::percent),
+                    if threads.covers(cpu_run.cpu_seconds) {
+                        ""
+                    } else {
+                        " — warning: more than 5 % apart, so a thread was missed or a clock misread; the shares \
+                         below are of the wrong whole"
+                    }
+                ));
                 for row in threads.off() {
                     headline_text.push_str(&format!(
                         "warning        thread {} has {} of the samples but {} of the CPU by its own clock ({:+.1} \

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use axum::Router;
-use drift_sdk::pprof_endpoint::{CpuSampler, ProfileEndpoint, ThreadCpu};
+use drift_sdk::pprof_endpoint::{CpuSampler, ProfileEndpoint, threads_json};
 use serde_json::{Value, json};
 
 use super::{RunFacts, cpu_seconds, write_json};
@@ -58,7 +58,9 @@ impl WholeRun {
             "requests": facts.requests,
             "sampler": "per-thread CPU-time timers",
             "monotonic_window_s": [profile.monotonic_window.0, profile.monotonic_window.1],
-            "threads": threads_json(&profile.threads),
+            // The endpoint's own writer: the array a window's facts line carries, in the same form.
+            "threads": serde_json::from_str::<Value>(&threads_json(&profile.threads))
+                .context("reading back the threads' JSON")?,
         });
         let summary_path = dir.join(SUMMARY_FILE);
         write_json(&summary_path, &summary)?;
@@ -67,21 +69,6 @@ impl WholeRun {
             summary,
         })
     }
-}
-
-/// Each thread's CPU time by its own clock, as the endpoint's facts line carries it.
-fn threads_json(threads: &[ThreadCpu]) -> Value {
-    threads
-        .iter()
-        .map(|t| {
-            json!({
-                "tid": t.tid,
-                "name": t.name,
-                "cpu_seconds": t.cpu_seconds,
-                "unarmed_seconds": t.unarmed_seconds,
-            })
-        })
-        .collect()
 }
 
 /// drift-sdk's `/debug/pprof/profile` router at `hz`, counting the instrumented routes' requests and reporting

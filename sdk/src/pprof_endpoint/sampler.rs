@@ -427,9 +427,9 @@ fn scan_until_stopped(
     }
 }
 
-/// `CLOCK_MONOTONIC` now, in seconds.
+/// `CLOCK_MONOTONIC` now, in seconds: the handler's clock.
 fn monotonic_seconds() -> f64 {
-    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
+    super::signal::monotonic_ns() as f64 / 1e9
 }
 
 /// One look at `/proc/self/task`: arms new threads, reads every live thread's clock, deletes the timers of threads

@@ -275,7 +275,7 @@ fn record_sample(info: *mut libc::siginfo_t, context: *mut c_void) {
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds (rustix reads it from the vDSO: no system call, no lock).
-fn monotonic_ns() -> u64 {
+pub(super) fn monotonic_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     (t.tv_sec as u64)
         .wrapping_mul(1_000_000_000)

@@ -22,6 +22,11 @@ use super::folded::CpuProfile;
 /// How far a thread group's share of samples may be from its share of CPU by its clocks, in percentage points.
 pub const THREAD_SHARE_TOLERANCE_POINTS: f64 = 3.0;
 
+/// How far Σ of the thread clocks may be from the process's own CPU time (getrusage), as a fraction. The two are
+/// the same kernel accounting read two ways; a larger gap means a thread was missed or a clock misread, and then
+/// the shares above are of the wrong whole.
+pub const CLOCK_COVERAGE_TOLERANCE: f64 = 0.05;
+
 /// One thread's CPU time over the profile, as `pprof.json`'s `threads` gives it. Every field is required.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +123,17 @@ impl ThreadTable {
         self.rows.iter().find(|r| r.name == name)
     }
 
+    /// Σ of the thread clocks ÷ the process's CPU seconds by another instrument (`None` without one).
+    pub fn coverage(&self, process_cpu_seconds: f64) -> Option<f64> {
+        (process_cpu_seconds > 0.0).then(|| self.cpu_seconds / process_cpu_seconds)
+    }
+
+    /// Whether [`coverage`](Self::coverage) is within [`CLOCK_COVERAGE_TOLERANCE`] of 1.
+    pub fn covers(&self, process_cpu_seconds: f64) -> bool {
+        self.coverage(process_cpu_seconds)
+            .is_some_and(|c| (c - 1.0).abs() <= CLOCK_COVERAGE_TOLERANCE)
+    }
+
     /// The rows whose shares differ by more than [`THREAD_SHARE_TOLERANCE_POINTS`].
     pub fn off(&self) -> Vec<&ThreadRow> {
         self.rows
@@ -178,6 +194,13 @@ mod tests {
         assert_eq!(table.row("idle").unwrap().capture, None, "no CPU, no capture ratio");
         let off: Vec<&str> = table.off().iter().map(|r| r.name.as_str()).collect();
         assert_eq!(off, ["drift-exporter", "tokio-runtime-worker", "main"]);
+        assert!((table.coverage(11.02).unwrap() - 1.0).abs() < 1e-9);
+        assert!(table.covers(11.3) && table.covers(10.6));
+        assert!(
+            !table.covers(12.0),
+            "a thread the clocks missed: 8 % of the process's CPU"
+        );
+        assert!(!table.covers(0.0) && table.coverage(0.0).is_none());
     }
 
     #[test]
