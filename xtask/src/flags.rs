@@ -120,7 +120,8 @@ pub struct BenchArgs {
     pub traces_dir: Option<PathBuf>,
     /// Measure the CPU sampler's own cost instead: the `profile cpu` build of the demo app with its whole-run sampler
     /// on and off (same binary, same seed load), --runs interleaved rounds; the clocked cost (signal handler +
-    /// sampler thread) and the A/B throughput cost with its 95 % interval; exits 1 when either shows more than 3 %.
+    /// sampler thread), the A/B throughput cost with its 95 % interval, and an A/A (sampler off twice) that must read
+    /// as no change; exits 1 when either cost shows more than 3 % or the A/A reads as a change.
     #[arg(long)]
     pub profiler: bool,
 }

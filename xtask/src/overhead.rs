@@ -2,9 +2,10 @@
 //!
 //! One binary, the demo app's `pprof` build in the `profiling` profile (what `profile cpu` runs), two ways, same
 //! load: `sampler-on` samples the whole run (as `profile cpu` does); `sampler-off` serves the profiling endpoint
-//! instead and nobody asks for a window, so nothing samples. K rounds, each running both in a rotated order, a fresh
-//! process each time, traces on a tmpfs when there is one. Per round, sampler-on ÷ sampler-off of the workload's
-//! req/s and of the app's CPU µs per request (its own getrusage); then the median and the range over rounds.
+//! instead and nobody asks for a window, so nothing samples. `sampler-off-again` runs it once more: the A/A, whose
+//! interval must hold 0, or the machine's runs are too unsteady to compare and the run fails. K rounds, each
+//! running the three in a rotated order, a fresh process each time, traces on a tmpfs when there is one. Per round,
+//! sampler-on ÷ sampler-off of the workload's req/s and of the app's CPU µs per request (its own getrusage).
 //!
 //! The target: the sampler costs at most [`MAX_THROUGHPUT_COST`] of the throughput. Two instruments, both printed:
 //!
@@ -37,7 +38,7 @@ pub const MAX_THROUGHPUT_COST: f64 = 0.03;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OverheadSample {
     pub round: usize,
-    /// `sampler-on` or `sampler-off`.
+    /// `sampler-on`, `sampler-off` or `sampler-off-again` (the A/A).
     pub config: String,
     pub req_per_s: f64,
     pub requests: u64,
@@ -83,6 +84,10 @@ pub struct OverheadReport {
     /// The mean of [`throughput_cost`](Self::throughput_cost) and its 95 % interval.
     pub mean_throughput_cost: f64,
     pub throughput_cost_ci95: (f64, f64),
+    /// Per round, 1 − off-again ÷ off of req/s: the A/A, which must read as no change; its mean and 95 % interval.
+    pub aa_cost: Vec<f64>,
+    pub aa_mean: f64,
+    pub aa_ci95: (f64, f64),
     /// Per sampled run, (handler + sampler thread) ÷ the app's CPU; and their median.
     pub clocked_cost: Vec<f64>,
     pub median_clocked_cost: f64,
@@ -90,7 +95,8 @@ pub struct OverheadReport {
     pub samples: Vec<OverheadSample>,
 }
 
-const CONFIGS: [&str; 2] = ["sampler-off", "sampler-on"];
+/// The two ways, and the A/A: a second run of `sampler-off` in each round, which must read as no change.
+const CONFIGS: [&str; 3] = ["sampler-off", "sampler-on", "sampler-off-again"];
 
 pub fn run(args: &BenchArgs, sh: &Shell, root: &Path) -> Result<(), Failure> {
     if args.configs.is_some() || args.workloads.is_some() || args.rate.is_some() {
@@ -173,7 +179,7 @@ fn run_one(
     ]
     .map(str::to_owned)
     .to_vec();
-    if config == "sampler-off" {
+    if config.starts_with("sampler-off") {
         app_args.push("--pprof-endpoint".to_owned());
     }
     let mut app = App::start(sh, &binaries.demo_app, &app_args, &run_dir.join("demo-app.log"))?;
@@ -233,9 +239,14 @@ fn summarise(
     samples: Vec<OverheadSample>,
 ) -> OverheadReport {
     let (mut throughput_cost, mut cpu_per_request_cost) = (Vec::new(), Vec::new());
-    let (mut sampler_thread_share, mut handler_share) = (Vec::new(), Vec::new());
+    let (mut sampler_thread_share, mut handler_share, mut aa_cost) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..args.runs {
         let find = |config: &str| samples.iter().find(|s| s.round == round && s.config == config);
+        if let (Some(off), Some(again)) = (find("sampler-off"), find("sampler-off-again"))
+            && off.req_per_s > 0.0
+        {
+            aa_cost.push(1.0 - again.req_per_s / off.req_per_s);
+        }
         if let (Some(off), Some(on)) = (find("sampler-off"), find("sampler-on")) {
             if off.req_per_s > 0.0 {
                 throughput_cost.push(1.0 - on.req_per_s / off.req_per_s);
@@ -259,7 +270,10 @@ fn summarise(
         .filter_map(|s| Some((s.handler_seconds? + s.sampler_thread_seconds?) / s.cpu_seconds))
         .collect();
     let median_clocked_cost = median(&clocked_cost);
-    let holds = !clocked_cost.is_empty()
+    let (aa_mean, aa_ci95) = mean_and_ci95(&aa_cost);
+    let aa_reads_no_change = aa_ci95.0 <= 0.0 && 0.0 <= aa_ci95.1;
+    let holds = aa_reads_no_change
+        && !clocked_cost.is_empty()
         && median_clocked_cost <= MAX_THROUGHPUT_COST
         && !throughput_cost.is_empty()
         && throughput_cost_ci95.0 <= MAX_THROUGHPUT_COST;
@@ -274,6 +288,9 @@ fn summarise(
         median_throughput_cost,
         mean_throughput_cost,
         throughput_cost_ci95,
+        aa_cost,
+        aa_mean,
+        aa_ci95,
         clocked_cost,
         median_clocked_cost,
         throughput_cost,
@@ -354,6 +371,17 @@ fn render(r: &OverheadReport) -> String {
         ),
     ]);
     t.add_row(vec![
+        "the A/A: throughput lost between two sampler-off runs (must read as no change)".to_owned(),
+        signed_percent(median(&r.aa_cost)),
+        range(&r.aa_cost),
+        format!(
+            "{} [{}, {}]",
+            signed_percent(r.aa_mean),
+            signed_percent(r.aa_ci95.0),
+            signed_percent(r.aa_ci95.1)
+        ),
+    ]);
+    t.add_row(vec![
         "app CPU per request (on ÷ off − 1)".to_owned(),
         signed_percent(median(&r.cpu_per_request_cost)),
         range(&r.cpu_per_request_cost),
@@ -381,8 +409,14 @@ fn render(r: &OverheadReport) -> String {
             s.samples.map_or_else(|| "-".into(), thousands),
         ]);
     }
+    let aa = if r.aa_ci95.0 <= 0.0 && 0.0 <= r.aa_ci95.1 {
+        "the A/A reads as no change"
+    } else {
+        "the A/A does NOT read as no change, so this machine's runs cannot be compared"
+    };
     let verdict = format!(
-        "target: the sampler costs ≤ {} of the throughput: {} (the clocked cost {}, and the A/B's interval {} it)",
+        "target: the sampler costs ≤ {} of the throughput: {} ({aa}; the clocked cost {}, and the A/B's interval {} \
+         it)",
         percent(MAX_THROUGHPUT_COST),
         if r.holds { "holds" } else { "NO" },
         if r.median_clocked_cost <= MAX_THROUGHPUT_COST {
@@ -456,6 +490,37 @@ mod tests {
         assert!(lo < r.mean_throughput_cost && r.mean_throughput_cost < hi);
         let text = render(&r);
         assert!(text.contains("+1.00%") && text.contains(": holds"), "{text}");
+        assert!(
+            text.contains("the A/A reads as no change"),
+            "no A/A runs: an unbounded interval"
+        );
+    }
+
+    #[test]
+    fn an_a_a_that_reads_as_a_change_fails_the_run() {
+        let args = BenchArgs {
+            duration: std::time::Duration::from_secs(5),
+            concurrency: 4,
+            rate: None,
+            runs: 3,
+            configs: None,
+            workloads: None,
+            save: None,
+            traces_dir: None,
+            profiler: true,
+        };
+        let mut samples = Vec::new();
+        for round in 0..3 {
+            samples.push(sample(round, "sampler-off", 30000.0, 10.0));
+            samples.push(sample(round, "sampler-on", 29900.0, 10.0));
+            // The second sampler-off run is 10 % slower every round: the runs drift, the A/B means nothing.
+            samples.push(sample(round, "sampler-off-again", 27000.0 + round as f64 * 10.0, 10.0));
+        }
+        let r = summarise("t".into(), "now".into(), "abc".into(), &args, samples);
+        assert_eq!(r.aa_cost.len(), 3);
+        assert!(r.aa_ci95.0 > 0.0, "{:?}", r.aa_ci95);
+        assert!(!r.holds);
+        assert!(render(&r).contains("does NOT read as no change"));
     }
 
     #[test]
